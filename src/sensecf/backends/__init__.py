@@ -1,0 +1,1 @@
+"""Text-in/text-out language model backends (embedded, local HF, OpenAI-compatible) and their cache."""

@@ -1,0 +1,1 @@
+"""Reader and feature extraction for the AI-READI raw file layout, and the synthetic cohort writer."""

@@ -1,0 +1,1 @@
+"""Experiments: classifier curve (Fig 1), benchmark (Table III), augmentation (Table IV, Fig 7), intervention."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: SFT pairs from training data and LoRA/QLoRA training with TRL + PEFT."""

@@ -1,0 +1,1 @@
+"""Counterfactual generators behind one protocol (see base.py) and their registry."""

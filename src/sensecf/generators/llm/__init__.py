@@ -1,0 +1,1 @@
+"""LLM counterfactual generator: prompt, parse, verify-and-repair."""

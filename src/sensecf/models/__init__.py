@@ -1,0 +1,1 @@
+"""Classifiers behind one predict_proba contract."""

@@ -1,0 +1,1 @@
+"""Study report: tables, figures and one self-contained HTML page."""
