@@ -20,9 +20,15 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import ThreadpoolController
 
 from ..errors import ConfigError, DataError
 from ..schema import Schema
+
+# OpenMP/BLAS threads per fit or predict. These models are small: on a busy 2-core machine one thread was
+# 10-100x faster than the default (histogram boosting: 58 s -> 0.6 s fit, 250 -> 35 ms per 1-row predict).
+THREADS = 1
+_THREADPOOLS = ThreadpoolController()
 
 CLASSIFIER_KINDS = {
     "nn": "multilayer perceptron (the paper's NN)",
@@ -76,12 +82,14 @@ class Classifier:
         y = np.asarray(y).astype(int)
         if len(np.unique(y)) < 2:
             raise DataError(f"cannot train classifier {self.kind!r}: the training labels hold one class only")
-        self.pipeline.fit(self._frame(X), y)
+        with _THREADPOOLS.limit(limits=THREADS):
+            self.pipeline.fit(self._frame(X), y)
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, 2) array: P(label 0), P(label 1)."""
-        return self.pipeline.predict_proba(self._frame(X))
+        with _THREADPOOLS.limit(limits=THREADS):
+            return self.pipeline.predict_proba(self._frame(X))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(X).argmax(axis=1)

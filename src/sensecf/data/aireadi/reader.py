@@ -1,0 +1,436 @@
+"""Read the raw AI-READI layout (v1/v2/v3; see docs/aireadi-format.md) into per-participant local-time streams.
+
+Rules (documented choices):
+- files are found by directory convention (`<datatype>/<modality>/<device>/<pid>/<pid>_<suffix>.json`); a manifest
+  `*_filepath` cell (leading "/" stripped) is used only when the convention path is absent; "None" = no file;
+- CGM keeps `event_type == "EGV"` rows when the field exists; "Low" -> 39 mg/dL, "High" -> 401 mg/dL;
+- steps are `base_movement_quantity.value` coerced to numbers ("" -> missing, dropped), indexed by interval end;
+- stress values < 0 (-1 off-wrist / too little data, -2 too much motion) are dropped;
+- timestamps are UTC (with or without "T"/"Z"), converted to the local zone from the file header `timezone`
+  (pst/cst) or else from the participant-id prefix (7*** = America/Chicago, otherwise America/Los_Angeles);
+- duplicate timestamps keep their first record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.progress import track
+
+from ...errors import DataError
+
+try:  # optional fast JSON decoder (2-3x faster on large wearable files); stdlib json otherwise
+    from orjson import loads as _json_loads
+except ImportError:
+    _json_loads = json.loads
+
+GLUCOSE_LOW, GLUCOSE_HIGH = 39.0, 401.0
+STAGES = ("awake", "light", "deep", "rem")
+
+STUDY_GROUPS = {
+    "healthy": "healthy",
+    "pre_diabetes_lifestyle_controlled": "prediabetes",
+    "oral_medication_and_or_non_insulin_injectable_medication_controlled": "oral_t2dm",
+    "insulin_dependent": "insulin_t2dm",
+}
+SUBGROUP_MEDICATION = {"healthy": "none", "prediabetes": "none", "oral_t2dm": "oral", "insulin_t2dm": "insulin"}
+TZ_CODES = {"pst": "America/Los_Angeles", "pdt": "America/Los_Angeles", "cst": "America/Chicago",
+            "cdt": "America/Chicago"}
+
+# modality -> (datatype folder, modality folder, device folder, file suffix, manifest file-path column)
+MODALITIES = {
+    "cgm": ("wearable_blood_glucose", "continuous_glucose_monitoring", "dexcom_g6", "DEX", "glucose_filepath"),
+    "steps": ("wearable_activity_monitor", "physical_activity", "garmin_vivosmart5", "activity",
+              "physical_activity_filepath"),
+    "stress": ("wearable_activity_monitor", "stress", "garmin_vivosmart5", "stress", "stress_level_filepath"),
+    "sleep": ("wearable_activity_monitor", "sleep", "garmin_vivosmart5", "sleep", "sleep_filepath"),
+}
+GENDER_WORDS = {"f": "female", "female": "female", "woman": "female", "8532": "female",
+                "m": "male", "male": "male", "man": "male", "8507": "male",
+                "unknown": "unknown", "u": "unknown", "other": "unknown", "0": "unknown"}
+MEDICATION_WORDS = {"none": "none", "no": "none", "oral": "oral", "insulin": "insulin"}
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class ParticipantStreams:
+    """One participant's sensor streams in local time (empty when the modality is missing)."""
+
+    pid: str
+    tz: str
+    cgm: pd.Series = None           # mg/dL, indexed by local reading time
+    steps: pd.Series = None         # step counts, indexed by local interval end
+    stress: pd.Series = None        # Garmin stress 0-100, negatives dropped
+    sleep: pd.DataFrame = None      # columns start, end (local), stage (awake/light/deep/rem/unknown)
+
+    def __post_init__(self):
+        empty = pd.DatetimeIndex([], tz=self.tz)
+        for name in ("cgm", "steps", "stress"):
+            if getattr(self, name) is None:
+                setattr(self, name, pd.Series([], index=empty, dtype=float, name=name))
+        if self.sleep is None:
+            self.sleep = pd.DataFrame({"start": pd.Series([], dtype=f"datetime64[ns, {self.tz}]"),
+                                       "end": pd.Series([], dtype=f"datetime64[ns, {self.tz}]"),
+                                       "stage": pd.Series([], dtype=str)})
+
+
+@dataclass
+class Cohort:
+    """Participants table plus per-participant streams; `skipped` lists (pid, file, reason)."""
+
+    root: Path
+    version: str
+    participants: pd.DataFrame
+    streams: dict[str, ParticipantStreams] = field(default_factory=dict)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- small helpers ---------------------------------------------------------------------------------
+
+def _pad(pid) -> str:
+    s = str(pid).strip()
+    if s.endswith(".0"):
+        s = s[:-2]
+    return s.zfill(4)
+
+
+def _id_column(df: pd.DataFrame, source: str) -> str:
+    for col in ("participant_id", "person_id"):
+        if col in df.columns:
+            return col
+    raise DataError("no 'participant_id' or 'person_id' column", file=source, column="participant_id")
+
+
+def default_timezone(pid: str) -> str:
+    """The site's zone from the id prefix: 7*** (UAB) -> America/Chicago, else America/Los_Angeles."""
+    return "America/Chicago" if str(pid).startswith("7") else "America/Los_Angeles"
+
+
+def parse_utc(values, file: str, pid: str) -> pd.DatetimeIndex:
+    """UTC timestamps with or without 'T'/'Z' -> tz-aware UTC index (ISO8601 first, per-element fallback)."""
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601"))
+    except (ValueError, TypeError):
+        try:
+            return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="mixed"))
+        except (ValueError, TypeError) as e:
+            raise DataError(f"unparseable timestamp: {e}", file=file, participant=pid) from None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"cannot parse table: {e}", file=str(path)) from None
+
+
+def find_root(root: str | Path) -> Path:
+    """The directory holding participants.tsv (accepts a FAIRhub download's parent folder too)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("AI-READI root directory not found", file=str(root))
+    for cand in (root, root / "dataset"):
+        if (cand / "participants.tsv").is_file():
+            return cand
+    raise DataError("no participants.tsv in the AI-READI root (expected <root>/participants.tsv)", file=str(root))
+
+
+# ---- participants and demographics -----------------------------------------------------------------
+
+def read_participants(root: Path) -> tuple[pd.DataFrame, str]:
+    """participants.tsv -> (DataFrame with padded participant_id and paper subgroup, id column name)."""
+    path = root / "participants.tsv"
+    raw = _read_table(path)
+    idcol = _id_column(raw, str(path))
+    for col in ("study_group", "age"):
+        if col not in raw.columns:
+            raise DataError(f"missing column {col!r}", file=str(path), column=col)
+    groups = raw["study_group"].str.strip()
+    known = groups.isin(STUDY_GROUPS) | groups.isin(SUBGROUP_MEDICATION)
+    if not known.all():
+        i = int(np.flatnonzero(~known.to_numpy())[0])
+        raise DataError(f"unknown study_group {groups.iloc[i]!r}; expected one of {sorted(STUDY_GROUPS)}",
+                        file=str(path), participant=_pad(raw[idcol].iloc[i]), row=i + 1, column="study_group")
+    out = pd.DataFrame({
+        "participant_id": raw[idcol].map(_pad),
+        "study_group": groups,
+        "subgroup": groups.map(lambda g: STUDY_GROUPS.get(g, g)),
+        "age": pd.to_numeric(raw["age"], errors="coerce"),
+        "clinical_site": raw.get("clinical_site", pd.Series("", index=raw.index)).str.strip(),
+        "recommended_split": raw.get("recommended_split", pd.Series("", index=raw.index)).str.strip(),
+    })
+    dup = out["participant_id"].duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(f"duplicate participant id {out['participant_id'].iloc[i]}", file=str(path), row=i + 1,
+                        column=idcol)
+    return out, idcol
+
+
+def _apply_demographics(parts: pd.DataFrame, demographics: Path | None, notes: list[str]) -> pd.DataFrame:
+    parts = parts.copy()
+    derived = parts["subgroup"].map(SUBGROUP_MEDICATION)
+    if demographics is None:
+        parts["gender"] = "unknown"
+        parts["medication"] = derived
+        notes.append("gender is controlled-access in AI-READI and no demographics file was given: gender = "
+                     "'unknown' for everyone; medication derived from study_group (insulin_dependent -> insulin, "
+                     "oral_medication... -> oral, others -> none)")
+        return parts
+    demographics = Path(demographics)
+    if not demographics.is_file():
+        raise DataError("demographics file not found", file=str(demographics))
+    demo = _read_table(demographics)
+    demo.columns = [c.strip().lower() for c in demo.columns]
+    idcol = _id_column(demo, str(demographics))
+    if "gender" not in demo.columns:
+        raise DataError("missing column 'gender'", file=str(demographics), column="gender")
+    demo = demo.assign(participant_id=demo[idcol].map(_pad)).drop_duplicates("participant_id")
+    for col, words in (("gender", GENDER_WORDS), ("medication", MEDICATION_WORDS)):
+        if col not in demo.columns:
+            continue
+        vals = demo[col].str.strip().str.lower()
+        mapped = vals.map(words)
+        bad = mapped.isna() & (vals != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{col} value {demo[col].iloc[i]!r} not understood; expected one of "
+                            f"{sorted(set(words.values()))}", file=str(demographics),
+                            participant=demo["participant_id"].iloc[i], row=i + 1, column=col)
+        demo[col] = mapped
+    lookup = demo.set_index("participant_id")
+    parts["gender"] = parts["participant_id"].map(lookup["gender"]).fillna("unknown")
+    if "medication" in lookup.columns:
+        parts["medication"] = parts["participant_id"].map(lookup["medication"]).fillna(derived)
+        n_missing = int(parts["participant_id"].map(lookup["medication"]).isna().sum())
+    else:
+        parts["medication"] = derived
+        n_missing = len(parts)
+    n_unmatched = int((~parts["participant_id"].isin(lookup.index)).sum())
+    notes.append(f"demographics from {demographics.name}: {len(parts) - n_unmatched} participant(s) matched, "
+                 f"{n_unmatched} without a row get gender 'unknown'")
+    if n_missing:
+        notes.append(f"medication derived from study_group for {n_missing} participant(s) without a medication "
+                     "value")
+    return parts
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, str]]:
+    """manifest.tsv -> {pid: {filepath column: root-relative path or ''}} (missing file -> {})."""
+    if not path.is_file():
+        return {}
+    df = _read_table(path)
+    idcol = _id_column(df, str(path))
+    cols = [c for c in df.columns if c.endswith("_filepath")]
+    out = {}
+    for rec in df[[idcol] + cols].to_dict("records"):
+        out[_pad(rec[idcol])] = {c: ("" if str(rec[c]).strip() in ("", "None", "nan") else
+                                     str(rec[c]).strip().lstrip("/")) for c in cols}
+    return out
+
+
+# ---- per-file parsers ------------------------------------------------------------------------------
+
+def _load_json(path: Path, pid: str):
+    try:
+        doc = _json_loads(path.read_bytes())
+    except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"malformed JSON: {e}", file=str(path), participant=pid) from None
+    if not isinstance(doc, dict) or "body" not in doc:
+        raise DataError("not an AI-READI record file (no top-level 'body')", file=str(path), participant=pid)
+    header = doc.get("header") if isinstance(doc.get("header"), dict) else {}
+    return header, doc["body"]
+
+
+def _records(body, key: str, path: Path, pid: str) -> list:
+    recs = body.get(key, []) if isinstance(body, dict) else body
+    if recs is None:
+        return []
+    if not isinstance(recs, list):
+        raise DataError(f"'body.{key}' is not a list", file=str(path), participant=pid)
+    return recs
+
+
+def _extract(recs: list, getter, path: Path, pid: str, what: str) -> list:
+    """Apply getter to every record; a structural error names the first bad record."""
+    try:
+        return [getter(r) for r in recs]
+    except (KeyError, TypeError, AttributeError):
+        for i, r in enumerate(recs):
+            try:
+                getter(r)
+            except (KeyError, TypeError, AttributeError) as e:
+                raise DataError(f"record {i} lacks {what} ({type(e).__name__}: {e})", file=str(path),
+                                participant=pid) from None
+        raise
+
+
+def _series(times, values, tz: str, path: Path, pid: str, name: str) -> pd.Series:
+    idx = parse_utc(times, str(path), pid).tz_convert(tz)
+    s = pd.Series(np.asarray(values, dtype=float), index=idx, name=name)
+    s = s[s.notna()]
+    s = s[~s.index.duplicated(keep="first")]
+    return s.sort_index()
+
+
+def _glucose_value(v) -> float:
+    if isinstance(v, str):
+        t = v.strip().lower()
+        if t == "low":
+            return GLUCOSE_LOW
+        if t == "high":
+            return GLUCOSE_HIGH
+    return v
+
+
+def _parse_cgm(body, path: Path, pid: str, tz: str) -> tuple[pd.Series, set[str]]:
+    """Dexcom body -> (glucose Series, version markers); v1 bodies are bare lists."""
+    markers = {"v1"} if isinstance(body, list) else set()
+    recs = _records(body, "cgm", path, pid)
+    rows = _extract(recs, lambda r: (r["effective_time_frame"]["time_interval"]["start_date_time"],
+                                     r["blood_glucose"]["value"], r.get("event_type")), path, pid,
+                    "effective_time_frame.time_interval.start_date_time / blood_glucose.value")
+    rows = [r for r in rows if r[2] is None or str(r[2]).upper() == "EGV"]
+    values = pd.to_numeric(pd.Series([_glucose_value(r[1]) for r in rows], dtype=object), errors="coerce")
+    return _series([r[0] for r in rows], values, tz, path, pid, "cgm"), markers
+
+
+def _parse_steps(body, path: Path, pid: str, tz: str) -> pd.Series:
+    """Garmin activity body -> step counts at interval end ('' and non-numeric values dropped)."""
+    recs = _records(body, "activity", path, pid)
+
+    def get(r):
+        tf = r["effective_time_frame"]["time_interval"]
+        return tf.get("end_date_time") or tf["start_date_time"], r["base_movement_quantity"]["value"]
+
+    rows = _extract(recs, get, path, pid, "effective_time_frame.time_interval / base_movement_quantity.value")
+    values = pd.to_numeric(pd.Series([r[1] for r in rows], dtype=object), errors="coerce")
+    return _series([r[0] for r in rows], values, tz, path, pid, "steps")
+
+
+def _parse_stress(body, path: Path, pid: str, tz: str) -> pd.Series:
+    """Garmin stress body -> stress 0-100 (negative codes dropped)."""
+    recs = _records(body, "stress", path, pid)
+    rows = _extract(recs, lambda r: (r["effective_time_frame"]["date_time"], r["stress"]["value"]), path, pid,
+                    "effective_time_frame.date_time / stress.value")
+    values = pd.to_numeric(pd.Series([r[1] for r in rows], dtype=object), errors="coerce")
+    s = _series([r[0] for r in rows], values, tz, path, pid, "stress")
+    return s[s >= 0]
+
+
+def _parse_sleep(body, path: Path, pid: str, tz: str) -> tuple[pd.DataFrame, set[str]]:
+    """Garmin sleep body -> epochs (start, end, stage) in local time, plus version markers.
+
+    v2 uses `sleep_stage_time_frame`, v3 `effective_time_frame`; v1 records carry only `sleep_duration`,
+    so their stage is 'unknown'.
+    """
+    recs = _records(body, "sleep", path, pid)
+    markers: set[str] = set()
+
+    def get(r):
+        frame_key = "effective_time_frame" if "effective_time_frame" in r else "sleep_stage_time_frame"
+        tf = r[frame_key]["time_interval"]
+        stage = r.get("sleep_stage_state")
+        markers.add("v1" if stage is None and "sleep_duration" in r else
+                    ("v3" if frame_key == "effective_time_frame" else "v2"))
+        return tf["start_date_time"], tf["end_date_time"], str(stage).strip().lower() if stage else "unknown"
+
+    rows = _extract(recs, get, path, pid, "a sleep_stage_time_frame/effective_time_frame time_interval")
+    if not rows:
+        return ParticipantStreams(pid, tz).sleep, markers
+    start = parse_utc([r[0] for r in rows], str(path), pid).tz_convert(tz)
+    end = parse_utc([r[1] for r in rows], str(path), pid).tz_convert(tz)
+    stage = [r[2] if r[2] in STAGES else "unknown" for r in rows]
+    df = pd.DataFrame({"start": start, "end": end, "stage": stage})
+    df = df[df["end"] > df["start"]].drop_duplicates("start").sort_values("start", ignore_index=True)
+    return df, markers
+
+
+# ---- cohort ----------------------------------------------------------------------------------------
+
+def _file_path(root: Path, pid: str, modality: str, manifests: dict) -> Path | None:
+    datatype, mod, device, suffix, mcol = MODALITIES[modality]
+    conv = root / datatype / mod / device / pid / f"{pid}_{suffix}.json"
+    if conv.is_file():
+        return conv
+    rel = manifests.get(datatype, {}).get(pid, {}).get(mcol, "")
+    if rel and (root / rel).is_file():
+        return root / rel
+    return None
+
+
+def read_participant(root: Path, pid: str, manifests: dict) -> tuple[ParticipantStreams, set[str], list[str]]:
+    """Load one participant's four streams; returns (streams, version markers, missing modalities).
+
+    The local zone is the first file header's `timezone` code (pst/cst), else the id-prefix default.
+    """
+    docs = {}
+    for m in MODALITIES:
+        path = _file_path(root, pid, m, manifests)
+        if path is not None:
+            docs[m] = (path, *_load_json(path, pid))
+    codes = [str(h.get("timezone", "")).strip().lower() for _, h, _ in docs.values()]
+    tz = next((TZ_CODES[c] for c in codes if c in TZ_CODES), default_timezone(pid))
+    markers = {"v3"} if any(c and m != "cgm" for c, m in zip(codes, docs)) else set()
+    ps = ParticipantStreams(pid, tz)
+    if "cgm" in docs:
+        ps.cgm, mk = _parse_cgm(docs["cgm"][2], docs["cgm"][0], pid, tz)
+        markers |= mk
+    if "steps" in docs:
+        ps.steps = _parse_steps(docs["steps"][2], docs["steps"][0], pid, tz)
+    if "stress" in docs:
+        ps.stress = _parse_stress(docs["stress"][2], docs["stress"][0], pid, tz)
+    if "sleep" in docs:
+        ps.sleep, mk = _parse_sleep(docs["sleep"][2], docs["sleep"][0], pid, tz)
+        markers |= mk
+    missing = [m for m in MODALITIES if len(ps.sleep if m == "sleep" else getattr(ps, m)) == 0]
+    return ps, markers, missing
+
+
+def read_cohort(root: str | Path, demographics: Path | None = None, progress: bool = True) -> Cohort:
+    """Read participants.tsv, manifests and every participant's CGM/steps/stress/sleep files.
+
+    A participant whose file is malformed is skipped with a warning and listed in `Cohort.skipped`;
+    a missing root, missing participants.tsv or unknown study_group raises DataError.
+    """
+    root = find_root(root)
+    notes: list[str] = []
+    parts, idcol = read_participants(root)
+    parts = _apply_demographics(parts, demographics, notes)
+    manifests = {}
+    for datatype in ("wearable_blood_glucose", "wearable_activity_monitor"):
+        manifests[datatype] = _read_manifest(root / datatype / "manifest.tsv")
+    markers: set[str] = {"v3"} if idcol == "person_id" else set()
+    cohort = Cohort(root=root, version="v2", participants=parts, notes=notes)
+    missing_counts = {m: 0 for m in MODALITIES}
+    pids = parts["participant_id"].tolist()
+    it = track(pids, description="reading AI-READI participants", console=_console) if progress else pids
+    for pid in it:
+        try:
+            ps, mk, missing = read_participant(root, pid, manifests)
+        except DataError as e:
+            cohort.skipped.append((pid, e.file or "", str(e)))
+            _console.print(f"[yellow]warning:[/] skipping participant {pid}: {e}", highlight=False)
+            continue
+        markers |= mk
+        for m in missing:
+            missing_counts[m] += 1
+        cohort.streams[pid] = ps
+    cohort.version = "v1" if "v1" in markers else ("v3" if "v3" in markers else "v2")
+    for m, n in missing_counts.items():
+        if n:
+            notes.append(f"{n} participant(s) have no {m} data (folder absent, manifest 'None' or empty file)")
+    if cohort.version == "v1":
+        notes.append("v1 layout detected: CGM body is a bare list and sleep has durations only (no stages), "
+                     "so sleep-stage features cannot be computed")
+    if cohort.skipped:
+        notes.append(f"{len(cohort.skipped)} participant(s) skipped because of unreadable files")
+    return cohort

@@ -1,0 +1,122 @@
+"""Fig. 1: test F1 of each classifier as the share of training data shrinks (stratified subsamples, seeds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from scipy import stats
+
+from ..data.dataset import Dataset
+from ..data.split import subsample_fraction
+from ..errors import ConfigError
+from ..models.classifiers import CLASSIFIER_KINDS, evaluate, train_classifier
+
+CURVE_CSV = "fig1_classifier_curve.csv"
+CURVE_PNG = "fig1_classifier_curve.png"
+METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+COLUMNS = ["kind", "fraction", "seed", "n_train", "n_test", *METRICS]
+
+
+def _done(path: Path, n_test: int) -> pd.DataFrame:
+    """Rows of an earlier run that match this test set (a rerun resumes from them)."""
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    old = pd.read_csv(path)
+    if list(old.columns) != COLUMNS:
+        return pd.DataFrame(columns=COLUMNS)
+    return old[old["n_test"] == n_test]
+
+
+def summarize_curve(df: pd.DataFrame, metric: str = "f1", confidence: float = 0.95) -> pd.DataFrame:
+    """Per (kind, fraction): mean, std, n and the t-interval bounds of `metric` over seeds."""
+    g = df.groupby(["kind", "fraction"])[metric]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    half = stats.t.ppf(0.5 + confidence / 2, np.maximum(out["count"] - 1, 1)) * out["std"] / np.sqrt(out["count"])
+    half = half.fillna(0.0)
+    out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
+def plot_curve(df: pd.DataFrame, path: str | Path, metric: str = "f1", title: str | None = None) -> Path:
+    """Line per classifier: mean `metric` vs % of training data, shaded 95 % CI over seeds; saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize_curve(df, metric)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    for kind in df["kind"].unique():
+        part = summary[summary["kind"] == kind].sort_values("fraction")
+        x = part["fraction"] * 100
+        (line,) = ax.plot(x, part["mean"], marker="o", label=f"{kind.upper()}: {CLASSIFIER_KINDS.get(kind, kind)}")
+        ax.fill_between(x, part["lo"], part["hi"], color=line.get_color(), alpha=0.15, linewidth=0)
+    n_seeds = df["seed"].nunique()
+    ax.set_xlabel("training data used (%)")
+    ax.set_ylabel(f"test {metric.upper() if metric != 'accuracy' else 'accuracy'}")
+    ax.set_title(title or f"Test {metric.upper()} vs training-set size (mean, 95 % CI over {n_seeds} seed(s))",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def classifier_curve(train: Dataset, test: Dataset, kinds=("nn", "lr", "rf", "gb"),
+                     fractions=(1.0, 0.8, 0.6, 0.4, 0.2), seeds=(0, 1, 2),
+                     out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Train each classifier kind on stratified fractions of `train` (per seed) and score it on `test`.
+
+    Returns one row per (kind, fraction, seed) with accuracy, precision, recall, f1 and auc. With out_dir,
+    rows are appended to fig1_classifier_curve.csv as they finish (a rerun resumes from it) and
+    fig1_classifier_curve.png is drawn at the end.
+    """
+    kinds = [str(k) for k in kinds]
+    unknown = [k for k in kinds if k not in CLASSIFIER_KINDS]
+    if unknown:
+        raise ConfigError(f"unknown classifier(s) {unknown}; available: {', '.join(CLASSIFIER_KINDS)}")
+    fractions = sorted({float(f) for f in fractions}, reverse=True)
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise ConfigError(f"fractions must lie in (0, 1], got {fractions}")
+    seeds = [int(s) for s in seeds]
+    if not kinds or not seeds:
+        raise ConfigError("the classifier curve needs at least one classifier kind and one seed")
+    csv = Path(out_dir) / CURVE_CSV if out_dir is not None else None
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+    done = _done(csv, len(test)) if csv is not None else pd.DataFrame(columns=COLUMNS)
+    rows = done.to_dict("records")
+    have = {(r["kind"], float(r["fraction"]), int(r["seed"])) for r in rows}
+    if csv is not None:
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(csv, index=False)
+    cells = [(s, f, k) for s in seeds for f in fractions for k in kinds]
+    with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as progress:
+        task = progress.add_task("classifier curve (Fig 1)", total=len(cells))
+        for seed, fraction in dict.fromkeys((s, f) for s, f, _ in cells):
+            todo = [k for k in kinds if (k, fraction, seed) not in have]
+            sub = subsample_fraction(train, fraction, seed) if todo else None
+            for kind in kinds:
+                if kind in todo:
+                    progress.update(task, description=f"{kind} {fraction:.0%} seed {seed}")
+                    clf = train_classifier(kind, sub.X, sub.y, train.schema, seed=seed)
+                    row = {"kind": kind, "fraction": fraction, "seed": seed, "n_train": len(sub),
+                           "n_test": len(test), **evaluate(clf, test.X, test.y)}
+                    rows.append(row)
+                    if csv is not None:
+                        pd.DataFrame([row], columns=COLUMNS).to_csv(csv, mode="a", header=False, index=False)
+                progress.advance(task)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = df[df["kind"].isin(kinds) & df["fraction"].isin(fractions) & df["seed"].isin(seeds)]
+    df = df.sort_values(["kind", "fraction", "seed"], ascending=[True, False, True], ignore_index=True,
+                        key=lambda col: col.map(kinds.index) if col.name == "kind" else col)
+    if out_dir is not None:
+        plot_curve(df, Path(out_dir) / CURVE_PNG)
+    return df

@@ -1,0 +1,435 @@
+"""DiCE, CFNOW and NICE behind the generator protocol, through their real packages.
+
+Every method sees the same schema constraints (immutables, allowed directions, clinical bounds):
+- DiCE: `features_to_vary` = mutable features, `permitted_range` = training range ∩ clinical bounds ∩ the
+  allowed direction from each factual.
+- CFNOW has no such options: its predict_proba scores any candidate that violates a constraint as the factual's
+  class, so the search never accepts it.
+- NICE: its nearest unlike neighbour is chosen among training rows projected onto the constraints (immutables set
+  to the factual's values, forbidden directions undone), so every feature-wise step towards it is allowed.
+Whatever a package returns is then projected onto the constraints if needed (extra column `projected`) and
+re-verified with the classifier. Per-row problems (bad input, package exceptions, no CF) never raise.
+
+Options (GeneratorContext.options): `dice_total_cfs` (1), `dice_sample_size` (1000, dice-random),
+`dice_max_iterations` (100, dice-genetic), `cfnow_time_limit` (10 s; the package default is 120 s),
+`cfnow_it_max` (1000), `nice_justified` (True).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..schema import Schema
+from .base import FAILED, INVALID, VALID, CFResult, GeneratorContext, as_target_series, register
+from .constraints import DEFAULT_TOLERANCE, constraint_violations, project_to_constraints
+
+
+def training_ranges(X: pd.DataFrame, schema: Schema) -> dict[str, tuple[float, float]]:
+    """Observed (min, max) of each numeric feature in the training data."""
+    return {c: (float(X[c].min()), float(X[c].max())) for c in schema.continuous}
+
+
+def input_problem(row: pd.Series, schema: Schema, train_levels: dict[str, set]) -> str:
+    """Why a factual row cannot be explained ("" when it can): missing values or unseen categories."""
+    for f in schema.features:
+        v = row.get(f.name)
+        if v is None or (not f.is_categorical and pd.isna(pd.to_numeric(v, errors="coerce"))) or \
+                (f.is_categorical and pd.isna(v)):
+            return f"missing value in {f.name}"
+        if f.is_categorical and str(v) not in train_levels[f.name]:
+            return f"category {v!r} of {f.name} not seen in training"
+    return ""
+
+
+class NoCounterfactual(Exception):
+    """Raised by a wrapper when its package ran but returned no counterfactual; the message is the reason."""
+
+
+class BaselineGenerator:
+    """Shared per-row loop: input checks, timing, exception capture, projection and re-verification."""
+
+    name = "baseline"
+
+    def __init__(self, context: GeneratorContext):
+        self.ctx = context
+        self.schema = context.schema
+        self.clf = context.classifier
+        self.options = dict(context.options or {})
+        self.X_train = context.X_train[self.schema.feature_names].copy()
+        for c in self.schema.categorical:
+            self.X_train[c] = self.X_train[c].astype(str)
+        self.y_train = pd.Series(np.asarray(context.y_train).astype(int), index=self.X_train.index)
+        self.ranges = training_ranges(self.X_train, self.schema)
+        self.train_levels = {c: set(self.X_train[c]) for c in self.schema.categorical}
+
+    # --- to implement ----------------------------------------------------------------------------
+    def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
+        """One CF (schema feature values) for one factual, or None when the package found none."""
+        raise NotImplementedError
+
+    # --- shared ------------------------------------------------------------------------------------
+    def _clean(self, df: pd.DataFrame, round_integers: bool = True) -> pd.DataFrame:
+        """Schema columns with canonical dtypes; integer features of candidates rounded (before verification)."""
+        out = df[self.schema.feature_names].copy()
+        for f in self.schema.features:
+            if f.is_categorical:
+                out[f.name] = out[f.name].astype(str)
+            else:
+                out[f.name] = pd.to_numeric(out[f.name], errors="coerce").astype(float)
+                if round_integers and f.kind == "integer":
+                    out[f.name] = out[f.name].round()
+        return out
+
+    def violation_mask(self, factual: pd.Series, cands: pd.DataFrame) -> np.ndarray:
+        """Vectorised: True for candidate rows that break an immutable, a direction, a bound or a level."""
+        bad = np.zeros(len(cands), dtype=bool)
+        for f in self.schema.features:
+            col = cands[f.name]
+            if f.is_categorical:
+                s = col.astype(str).to_numpy()
+                bad |= ~np.isin(s, f.levels)
+                if f.immutable:
+                    bad |= s != str(factual[f.name])
+                continue
+            v = col.astype(float).to_numpy()
+            x = float(factual[f.name])
+            lo_r, hi_r = self.ranges.get(f.name, (0.0, 1.0))
+            tol = DEFAULT_TOLERANCE * max(hi_r - lo_r, 1e-12)
+            bad |= np.isnan(v)
+            if f.immutable:
+                bad |= np.abs(v - x) > tol
+            if f.direction == "increase":
+                bad |= v < x - tol
+            elif f.direction == "decrease":
+                bad |= v > x + tol
+            lo, hi = f.bounds
+            if lo is not None:
+                bad |= v < lo - 1e-9
+            if hi is not None:
+                bad |= v > hi + 1e-9
+        return bad
+
+    def generate(self, factuals: pd.DataFrame, target) -> CFResult:
+        """One CF per factual row; see the module docstring for how constraints are enforced."""
+        facts = factuals[self.schema.feature_names].copy()
+        targets = as_target_series(target, facts.index)
+        cfs = pd.DataFrame(np.nan, index=facts.index, columns=self.schema.feature_names, dtype=object)
+        status = pd.Series(FAILED, index=facts.index, dtype=object)
+        reason = pd.Series("", index=facts.index, dtype=object)
+        proba = pd.Series(np.nan, index=facts.index, dtype=float)
+        seconds = pd.Series(0.0, index=facts.index, dtype=float)
+        projected = pd.Series(False, index=facts.index, dtype=bool)
+        for idx in range(len(facts)):  # positions: factual labels may repeat
+            t0 = time.perf_counter()
+            row, tgt = facts.iloc[idx], int(targets.iloc[idx])
+            try:
+                problem = input_problem(row, self.schema, self.train_levels)
+                if problem:
+                    reason.iloc[idx] = problem
+                    continue
+                row = self._clean(row.to_frame().T, round_integers=False).iloc[0]
+                current = int(self.clf.predict(row.to_frame().T)[0])
+                if current == tgt:
+                    reason.iloc[idx] = f"target {tgt} equals the current prediction"
+                    continue
+                cf = self._one(row, tgt)
+                if cf is None:
+                    reason.iloc[idx] = "no counterfactual found"
+                    continue
+                cf = self._clean(cf.to_frame().T).iloc[0]
+                if constraint_violations(row, cf, self.schema, self.ranges):
+                    cf = project_to_constraints(row, cf, self.schema)
+                    projected.iloc[idx] = True
+                pr = self.clf.predict_proba(cf.to_frame().T)[0]
+                p = float(pr[tgt])
+                problems = constraint_violations(row, cf, self.schema, self.ranges)
+                if int(pr.argmax()) != tgt:
+                    problems.insert(0, "prediction did not flip")
+                cfs.iloc[idx] = cf.to_numpy(dtype=object)
+                proba.iloc[idx] = p
+                status.iloc[idx] = INVALID if problems else VALID
+                reason.iloc[idx] = "; ".join(problems)
+            except NoCounterfactual as e:
+                reason.iloc[idx] = str(e)
+            except Exception as e:  # a package failure for one row never stops the run
+                reason.iloc[idx] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            finally:
+                seconds.iloc[idx] = time.perf_counter() - t0
+        for c in self.schema.continuous:
+            cfs[c] = pd.to_numeric(cfs[c], errors="coerce")
+        return CFResult(self.name, facts, targets, cfs, status, reason, proba, seconds,
+                        extra=pd.DataFrame({"projected": projected}))
+
+
+# ===================================================================================== DiCE
+class DiceGenerator(BaselineGenerator):
+    """DiCE (dice_ml) with the sklearn backend on the classifier's pipeline."""
+
+    def __init__(self, context: GeneratorContext, method: str):
+        super().__init__(context)
+        import dice_ml
+
+        self.method = method
+        self.name = {"random": "dice-random", "genetic": "dice-genetic", "kdtree": "dice-kdtree"}[method]
+        train = self.X_train.copy()
+        train[self.schema.label] = self.y_train
+        data = dice_ml.Data(dataframe=train, continuous_features=self.schema.continuous,
+                            outcome_name=self.schema.label)
+        model = dice_ml.Model(model=self.clf.pipeline, backend="sklearn", model_type="classifier")
+        self.explainer = dice_ml.Dice(data, model, method=method)
+
+    def permitted_range(self, factual: pd.Series) -> dict:
+        """Training range ∩ clinical bounds ∩ allowed direction, per mutable numeric feature."""
+        out = {}
+        for f in self.schema.features:
+            if f.immutable or f.is_categorical:
+                continue
+            lo, hi = self.ranges[f.name]
+            if f.bounds[0] is not None:
+                lo = max(lo, f.bounds[0])
+            if f.bounds[1] is not None:
+                hi = min(hi, f.bounds[1])
+            x = float(factual[f.name])
+            if f.direction == "increase":
+                lo = max(lo, x)
+            elif f.direction == "decrease":
+                hi = min(hi, x)
+            if lo > hi:
+                lo = hi = x
+            out[f.name] = [lo, hi]
+        return out
+
+    def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
+        kwargs = {}
+        if self.method == "random":
+            kwargs = {"random_seed": self.ctx.seed, "sample_size": int(self.options.get("dice_sample_size", 1000))}
+        elif self.method == "genetic":
+            np.random.seed(self.ctx.seed)
+            kwargs = {"maxiterations": int(self.options.get("dice_max_iterations", 100))}
+        query = factual.to_frame().T.infer_objects()
+        from raiutils.exceptions import UserConfigValidationException
+
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):  # DiCE's own tqdm bars
+                warnings.simplefilter("ignore")
+                exp = self.explainer.generate_counterfactuals(
+                    query, total_CFs=int(self.options.get("dice_total_cfs", 1)), desired_class=int(target),
+                    features_to_vary=self.schema.mutable, permitted_range=self.permitted_range(factual),
+                    verbose=False, **kwargs)
+        except UserConfigValidationException as e:
+            if "No counterfactuals found" not in str(e):
+                raise
+            raise NoCounterfactual(f"no counterfactual found by DiCE {self.method} within the permitted ranges"
+                                   + (" (no target-class training row matches the fixed features)"
+                                      if self.method == "kdtree" else "")) from None
+        ex = exp.cf_examples_list[0]
+        df = ex.final_cfs_df_sparse if ex.final_cfs_df_sparse is not None else ex.final_cfs_df
+        if df is None or len(df) == 0:
+            return None
+        df = self._clean(df)
+        ok = self.clf.predict(df) == target
+        return df[ok].iloc[0] if ok.any() else df.iloc[0]
+
+
+@register("dice-random")
+def _dice_random(ctx: GeneratorContext) -> DiceGenerator:
+    return DiceGenerator(ctx, "random")
+
+
+@register("dice-genetic")
+def _dice_genetic(ctx: GeneratorContext) -> DiceGenerator:
+    return DiceGenerator(ctx, "genetic")
+
+
+@register("dice-kdtree")
+def _dice_kdtree(ctx: GeneratorContext) -> DiceGenerator:
+    return DiceGenerator(ctx, "kdtree")
+
+
+# ===================================================================================== CFNOW
+def import_cfnow():
+    """Import cfnow without network access: its import calls nltk.download('wordnet') when the corpus is
+    missing (only its text explainer needs it), so downloads are disabled for the duration of the import."""
+    import nltk
+
+    original = nltk.download
+    nltk.download = lambda *a, **k: False
+    try:
+        logging.getLogger("cfnow").setLevel(logging.ERROR)
+        import cfnow
+    finally:
+        nltk.download = original
+    return cfnow
+
+
+class CfnowGenerator(BaselineGenerator):
+    """CFNOW (cfnow.find_tabular) over a one-hot encoding with underscore-free numeric aliases.
+
+    CFNOW groups one-hot columns by the text before the first underscore, so columns are renamed
+    `n<i>` (numeric) and `c<j>_<level index>` (categorical) for the search and mapped back afterwards.
+    """
+
+    def __init__(self, context: GeneratorContext, strategy: str):
+        super().__init__(context)
+        self.cfnow = import_cfnow()
+        self.strategy = strategy
+        self.name = f"cfnow-{strategy}"
+        self.time_limit = float(self.options.get("cfnow_time_limit", 10))
+        self.it_max = int(self.options.get("cfnow_it_max", 1000))
+        self.num_cols = {f"n{i}": c for i, c in enumerate(self.schema.continuous)}
+        self.cat_cols = {}
+        for j, c in enumerate(self.schema.categorical):
+            for k, level in enumerate(self.schema[c].levels):
+                self.cat_cols[f"c{j}_{k}"] = (c, level)
+        self.feat_types = {**{a: "num" for a in self.num_cols}, **{a: "cat" for a in self.cat_cols}}
+
+    def encode(self, df: pd.DataFrame) -> pd.DataFrame:
+        out = {a: df[c].astype(float).to_numpy() for a, c in self.num_cols.items()}
+        out.update({a: (df[c].astype(str) == lvl).astype(float).to_numpy() for a, (c, lvl) in self.cat_cols.items()})
+        return pd.DataFrame(out, index=df.index)
+
+    def decode(self, enc: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame({c: enc[a].astype(float).to_numpy() for a, c in self.num_cols.items()}, index=enc.index)
+        for c in self.schema.categorical:
+            aliases = [a for a, (cc, _) in self.cat_cols.items() if cc == c]
+            pick = enc[aliases].to_numpy(dtype=float).argmax(axis=1)
+            out[c] = [self.cat_cols[aliases[i]][1] for i in pick]
+        return out[self.schema.feature_names]
+
+    def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
+        def predict_proba(x):
+            enc = pd.DataFrame(np.asarray(x, dtype=float), columns=list(self.feat_types))
+            dec = self._clean(self.decode(enc))
+            p = self.clf.predict_proba(dec)
+            bad = self.violation_mask(factual, dec)
+            p[bad, target], p[bad, 1 - target] = 0.0, 1.0
+            return p
+
+        enc = self.encode(factual.to_frame().T).iloc[0]
+        np.random.seed(self.ctx.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = self.cfnow.find_tabular(factual=enc, model_predict_proba=predict_proba, feat_types=self.feat_types,
+                                          cf_strategy=self.strategy, has_ohe=bool(self.cat_cols),
+                                          limit_seconds=self.time_limit, it_max=self.it_max, count_cf=1)
+        if len(res.cf_vectors) == 0:
+            return None
+        return self.decode(pd.DataFrame([np.asarray(res.cf_vectors[0], dtype=float)],
+                                        columns=list(self.feat_types))).iloc[0]
+
+
+@register("cfnow-greedy")
+def _cfnow_greedy(ctx: GeneratorContext) -> CfnowGenerator:
+    return CfnowGenerator(ctx, "greedy")
+
+
+@register("cfnow-random")
+def _cfnow_random(ctx: GeneratorContext) -> CfnowGenerator:
+    return CfnowGenerator(ctx, "random")
+
+
+# ===================================================================================== NICE
+class ReconstructionError:
+    """Auto-encoder for NICE's plausibility reward: an MLP trained to reproduce min-max scaled training rows;
+    calling it returns each row's mean squared reconstruction error."""
+
+    def __init__(self, X: np.ndarray, cat_idx: list[int], n_levels: list[int], seed: int):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.neural_network import MLPRegressor
+        from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
+
+        num_idx = [i for i in range(X.shape[1]) if i not in cat_idx]
+        self.pre = ColumnTransformer([
+            ("num", MinMaxScaler(), num_idx),
+            ("cat", OneHotEncoder(categories=[list(range(n)) for n in n_levels], handle_unknown="ignore",
+                                  sparse_output=False), cat_idx)]).fit(X.astype(float))
+        Z = self.pre.transform(X.astype(float))
+        width = max(2, Z.shape[1] // 2)
+        self.net = MLPRegressor(hidden_layer_sizes=(width,), max_iter=500, random_state=seed).fit(Z, Z)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        Z = self.pre.transform(np.asarray(X, dtype=float))
+        return ((self.net.predict(Z) - Z) ** 2).mean(axis=1)
+
+
+class NiceGenerator(BaselineGenerator):
+    """NICE (nicex) on ordinal-coded arrays; the nearest unlike neighbour is drawn from constraint-projected
+    training rows (see the module docstring)."""
+
+    def __init__(self, context: GeneratorContext, optimization: str):
+        super().__init__(context)
+        from nice import NICE
+
+        self.name = f"nice-{optimization}"
+        self.cat_idx = [i for i, f in enumerate(self.schema.features) if f.is_categorical]
+        X = self.encode(self.X_train)
+        auto_encoder = None
+        if optimization == "plausibility":
+            auto_encoder = ReconstructionError(X, self.cat_idx, [len(self.schema.features[i].levels)
+                                                                 for i in self.cat_idx], context.seed)
+        self.nice = NICE(self.predict_fn, X.copy(), self.cat_idx, y_train=self.y_train.to_numpy(),
+                         optimization=optimization, justified_cf=bool(self.options.get("nice_justified", True)),
+                         auto_encoder=auto_encoder)
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(df), len(self.schema.features)), dtype=float)
+        for i, f in enumerate(self.schema.features):
+            if f.is_categorical:
+                out[:, i] = df[f.name].astype(str).map({lv: k for k, lv in enumerate(f.levels)}).to_numpy()
+            else:
+                out[:, i] = df[f.name].astype(float).to_numpy()
+        return out
+
+    def decode(self, X: np.ndarray) -> pd.DataFrame:
+        X = np.asarray(X, dtype=float)
+        out = {}
+        for i, f in enumerate(self.schema.features):
+            out[f.name] = [f.levels[int(round(v))] for v in X[:, i]] if f.is_categorical else X[:, i]
+        return pd.DataFrame(out)
+
+    def predict_fn(self, X: np.ndarray) -> np.ndarray:
+        return self.clf.predict_proba(self.decode(X))
+
+    def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
+        x = self.encode(factual.to_frame().T)
+        data = self.nice.data
+        data.fit_to_X(x.copy(), [int(target)])
+        pool = data.candidates_view.copy()
+        if len(pool) == 0:
+            return None
+        for i, f in enumerate(self.schema.features):  # project the pool onto the constraints
+            if f.immutable:
+                pool[:, i] = x[0, i]
+            elif f.direction == "increase":
+                pool[:, i] = np.maximum(pool[:, i], x[0, i])
+            elif f.direction == "decrease":
+                pool[:, i] = np.minimum(pool[:, i], x[0, i])
+        pool = pool[self.predict_fn(pool).argmax(axis=1) == target]
+        pool = pool[~self.violation_mask(factual, self.decode(pool))] if len(pool) else pool
+        if len(pool) == 0:
+            return None
+        nn = pool[self.nice.distance_metric.measure(data.X, pool).argmin()][np.newaxis, :].copy()
+        cf = self.nice.optimizer.optimize(nn) if self.nice.optimization != "none" else nn
+        return self.decode(cf).iloc[0]
+
+
+@register("nice-sparsity")
+def _nice_sparsity(ctx: GeneratorContext) -> NiceGenerator:
+    return NiceGenerator(ctx, "sparsity")
+
+
+@register("nice-proximity")
+def _nice_proximity(ctx: GeneratorContext) -> NiceGenerator:
+    return NiceGenerator(ctx, "proximity")
+
+
+@register("nice-plausibility")
+def _nice_plausibility(ctx: GeneratorContext) -> NiceGenerator:
+    return NiceGenerator(ctx, "plausibility")

@@ -1,0 +1,340 @@
+"""One self-contained HTML page (inline CSS, base64 PNGs, no external URLs) from a study run folder.
+
+Every section reads the files a study step writes; a missing file renders as a "not run" note, and a file that
+cannot be read renders its error in the same place, so a partial or damaged run still gives a page.
+
+Run folder files used: run.json, data_summary.json, schema.yaml, classifiers.json, fig1_classifier_curve.png,
+benchmark.json, cfs/<method>.csv, factuals.csv + train.csv (optional; otherwise re-derived from run.json's
+config), augmentation.json, fig7_ratio_sweep.png, intervention.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from ..errors import ConfigError
+from ..schema import Schema
+
+SECTIONS = [
+    ("run", "Run configuration"),
+    ("data", "Data"),
+    ("classifiers", "Classifiers (Fig 1)"),
+    ("benchmark", "Counterfactual benchmark (Table III)"),
+    ("radar", "Feature-change frequency (Fig 6)"),
+    ("latent", "Latent space (Fig 8)"),
+    ("augmentation", "Augmentation under label scarcity (Table IV, Fig 7)"),
+    ("intervention", "Intervention example (Table II)"),
+]
+BENCH_METRICS = ("n", "validity", "distance", "sparsity", "plausibility", "seconds_per_valid_cf")
+
+
+class _NotRun(Exception):
+    """A section's input is absent; the message says what to run."""
+
+
+def fmt(v, digits: int = 3) -> str:
+    """Numbers for tables: floats rounded, None/NaN as an en dash."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(fmt(x, digits) for x in v) or "–"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {fmt(x, digits)}" for k, x in v.items())
+    return str(v)
+
+
+def _mean_ci(mean, ci, digits: int) -> str:
+    """ "mean ± ci" (the ± part only when the half-width is known)."""
+    text = fmt(mean, digits)
+    if text == "–" or ci is None or (isinstance(ci, float) and math.isnan(ci)):
+        return text
+    return f"{text} ± {ci:.{digits}f}"
+
+
+def png_base64(path: Path) -> str:
+    """A PNG file as base64 text for a data: URI."""
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _json(path: Path, step: str) -> dict:
+    if not path.exists():
+        raise _NotRun(f"{path.name} is absent — the {step} step has not been run in this folder.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _table(columns, rows, title="", note="", left=1) -> dict:
+    return {"title": title, "note": note, "columns": list(columns), "left": left,
+            "rows": [r if isinstance(r, dict) else {"cells": list(r), "cls": ""} for r in rows]}
+
+
+def _section(sid: str, heading: str, **parts) -> dict:
+    base = {"id": sid, "heading": heading, "ok": True, "note": "", "paragraphs": [], "kv": [], "tables": [],
+            "figures": [], "notes": [], "missing": [], "pre": "", "details": None}
+    base.update(parts)
+    return base
+
+
+def _figure(path: Path, caption: str, narrow: bool = False) -> dict:
+    return {"data": png_base64(path), "caption": caption, "cls": "narrow" if narrow else ""}
+
+
+# ---- sections ----------------------------------------------------------------------------------------------
+def _run_section(run_dir: Path, ctx: dict) -> dict:
+    run = _json(run_dir / "run.json", "study (sensecf run)")
+    cfg = run.get("config", {})
+    seeds = {k: v for k, v in cfg.items() if "seed" in k}
+    timings = run.get("timings_s", {})
+    tables = []
+    if timings:
+        tables.append(_table(["step", "seconds"], [[k, fmt(float(v), 1)] for k, v in timings.items()],
+                             title="Step timings"))
+    return {"paragraphs": [f"Status: {run.get('status', 'unknown')}."],
+            "kv": [{"title": "Seeds", "data": {k: fmt(v) for k, v in seeds.items()} or {"seed": "–"}},
+                   {"title": "Configuration", "data": {k: fmt(v) for k, v in cfg.items()}},
+                   {"title": "Versions", "data": {k: fmt(v) for k, v in run.get("versions", {}).items()}}],
+            "tables": tables}
+
+
+def _data_section(run_dir: Path, ctx: dict) -> dict:
+    d = _json(run_dir / "data_summary.json", "data")
+    names = d.get("label_names", {})
+    counts = d.get("class_counts", {})
+    total = sum(counts.values()) or 1
+    rows = [[f"{k} ({names.get(str(k), '')})", str(v), f"{v / total:.1%}"] for k, v in counts.items()]
+    info = {k: fmt(d.get(k)) for k in ("dataset", "rows", "participants", "train_rows", "test_rows",
+                                        "train_participants", "test_participants") if k in d}
+    info["features"] = fmt(d.get("features", []))
+    notes = [f"Note: {n}" for n in d.get("notes", [])]
+    return {"kv": [{"title": "Summary", "data": info}],
+            "tables": [_table(["class", "rows", "share"], rows, title="Class balance")], "notes": notes}
+
+
+def _classifier_section(run_dir: Path, ctx: dict) -> dict:
+    c = _json(run_dir / "classifiers.json", "classifiers")
+    metrics = c.get("test_metrics", {})
+    keys = ["accuracy", "precision", "recall", "f1", "auc"]
+    rows = [{"cells": [k + (" (main)" if k == c.get("main") else "")] + [fmt(m.get(x)) for x in keys],
+             "cls": "ref" if k == c.get("main") else ""} for k, m in metrics.items()]
+    out = {"tables": [_table(["classifier", *keys], rows, title="Test-set metrics (positive class = label 1)")]}
+    fig = run_dir / "fig1_classifier_curve.png"
+    if fig.exists():
+        out["figures"] = [_figure(fig, "Fig 1: test metric vs share of training data per classifier.")]
+    else:
+        out["missing"] = ["fig1_classifier_curve.png is absent (classifier curve step not run)."]
+    return out
+
+
+def _benchmark_section(run_dir: Path, ctx: dict) -> dict:
+    b = _json(run_dir / "benchmark.json", "benchmark")
+    names = b.get("label_names", {})
+    classes = sorted({c for r in b.get("methods", {}).values() for c in r.get("per_class", {})}, key=int)
+    tables = []
+    for cls in classes:
+        rows = [[m] + [fmt(r["per_class"].get(cls, {}).get(k), 2 if k != "n" else 0) for k in BENCH_METRICS]
+                for m, r in b["methods"].items()]
+        tables.append(_table(["method", *BENCH_METRICS], rows,
+                             title=f"Factuals of class {cls} ({names.get(cls, '')}) → target class {1 - int(cls)}"))
+    status_rows, outcome_rows = [], []
+    for m, r in b.get("methods", {}).items():
+        s = r.get("summary", {})
+        status_rows.append([m, fmt(s.get("n")), fmt(s.get("valid")), fmt(s.get("invalid")), fmt(s.get("failed")),
+                            fmt(s.get("reasons", {}))])
+        for col, counts in (r.get("outcomes") or {}).items():
+            outcome_rows.append([m, col, fmt(counts)])
+    tables.append(_table(["method", "n", "valid", "invalid", "failed", "top reasons"], status_rows,
+                         title="Outcome of every request"))
+    if outcome_rows:
+        tables.append(_table(["method", "column", "counts"], outcome_rows, left=3,
+                             title="Per-row outcome columns (LLM: first try / repaired / given up; "
+                                   "baselines: projected)"))
+    return {"paragraphs": [f"{b.get('n_factuals', '?')} test factuals ({b.get('n_per_class', '?')} per predicted "
+                           f"class), seed {b.get('seed', '?')}, classifier {b.get('classifier', '?')}. Validity = "
+                           "share of factuals with a CF predicted as the target; distance (L2 of min-max scaled "
+                           "numeric + Hamming of categorical), sparsity (changed features) and plausibility "
+                           "(inside the training range) are means over valid CFs."],
+            "tables": tables}
+
+
+def _cf_inputs(run_dir: Path, ctx: dict):
+    """(schema, X_train, factuals, {method: CF table}) for Figs 6 and 8, cached in ctx."""
+    if "cf_inputs" in ctx:
+        return ctx["cf_inputs"]
+    cfs_dir = run_dir / "cfs"
+    paths = sorted(p for p in cfs_dir.glob("*.csv") if p.stem != "factuals") if cfs_dir.is_dir() else []
+    if not paths:
+        raise _NotRun("cfs/<method>.csv files are absent — the benchmark step has not been run.")
+    schema, train, factuals = _study_tables(run_dir, ctx)
+    tables = {p.stem: pd.read_csv(p, dtype={c: str for c in schema.categorical} | {"reason": str,
+                                                                                    "factual_id": str})
+              for p in paths}
+    ctx["cf_inputs"] = (schema, train, factuals, tables)
+    return ctx["cf_inputs"]
+
+
+def _study_tables(run_dir: Path, ctx: dict):
+    """Schema, training features and benchmark factuals: from schema.yaml/train.csv/factuals.csv when present,
+    otherwise re-derived from run.json's config exactly as the study does (data, split, model, sampling)."""
+    schema_path = run_dir / "schema.yaml"
+    train_path, fact_path = run_dir / "train.csv", run_dir / "factuals.csv"
+    if not fact_path.exists():
+        fact_path = run_dir / "cfs" / "factuals.csv"
+    if schema_path.exists() and train_path.exists() and fact_path.exists():
+        schema = Schema.from_yaml(schema_path)
+        read = lambda p: pd.read_csv(p, dtype={c: str for c in schema.categorical})  # noqa: E731
+        train = read(train_path)
+        factuals = read(fact_path)
+        id_col = "factual_id" if "factual_id" in factuals.columns else factuals.columns[0]
+        factuals.index = factuals.pop(id_col).astype(str)
+        return schema, train[schema.feature_names], factuals[schema.feature_names]
+    return _rederive(run_dir)
+
+
+def _rederive(run_dir: Path):
+    run, bench = run_dir / "run.json", run_dir / "benchmark.json"
+    if not (run.exists() and bench.exists() and (run_dir / "model.pkl").exists()):
+        raise _NotRun("the factuals behind cfs/*.csv are unknown: neither factuals.csv + train.csv + schema.yaml "
+                      "nor run.json + benchmark.json + model.pkl (to re-derive them) are in the folder.")
+    from ..data.loading import load_dataset
+    from ..data.split import patient_split
+    from ..experiments.benchmark import sample_factuals
+    from ..models.classifiers import Classifier
+
+    cfg = json.loads(run.read_text())["config"]
+    b = json.loads(bench.read_text())
+    ds = load_dataset(cfg["data"], schema=cfg.get("schema"), seed=cfg["seed"], participants=cfg.get("participants"),
+                      days=cfg.get("days"), demographics=cfg.get("demographics"), cache_dir=run_dir / "data")
+    train, test = patient_split(ds, test_size=0.2, seed=cfg["seed"])
+    factuals, _ = sample_factuals(test, Classifier.load(run_dir / "model.pkl"), b["n_per_class"], b["seed"])
+    factuals.index = factuals.index.astype(str)
+    return train.schema, train.X, factuals
+
+
+def _radar_section(run_dir: Path, ctx: dict) -> dict:
+    from .figures import change_frequency, radar_chart
+
+    schema, train, factuals, tables = _cf_inputs(run_dir, ctx)
+    ranges = {c: (float(train[c].min()), float(train[c].max())) for c in schema.continuous}
+    freq = change_frequency(factuals, tables, schema, ranges)
+    freq.to_csv(ctx["out_dir"] / "fig6_change_frequency.csv")
+    path = radar_chart(freq, ctx["out_dir"] / "fig6_radar.png", schema)
+    rows = [[m] + [fmt(v, 2) for v in r] for m, r in freq.iterrows()]
+    return {"figures": [_figure(path, "Fig 6: share of each method's valid CFs that change each feature.",
+                                narrow=True)],
+            "tables": [_table(["method", *[schema[c].label for c in freq.columns]], rows,
+                              title="Change frequency (share of valid CFs)")]}
+
+
+def _latent_section(run_dir: Path, ctx: dict) -> dict:
+    from .figures import latent_space
+
+    schema, train, factuals, tables = _cf_inputs(run_dir, ctx)
+    path = latent_space(train, factuals, tables, schema, ctx["out_dir"] / "fig8_latent_space.png")
+    return {"figures": [_figure(path, "Fig 8: factuals (circles) and their valid counterfactuals (crosses) in a "
+                                      "2-D PCA embedding of the training data; colour = class.")]}
+
+
+def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
+    from ..experiments.augmentation import ABBREV, plot_ratio_sweep, table4_rows
+
+    a = _json(run_dir / "augmentation.json", "augmentation")
+    rows = table4_rows(a)
+    cols = ["scenario", "model", *ABBREV.values(), "F1 change %", "lost F1 recovered", "rows added"]
+    body = []
+    for r in rows:
+        pm = lambda k, d=3: _mean_ci(r[k], r[k + "_ci95"], d)  # noqa: E731
+        body.append({"cells": [f"{r['scenario']} ({r['description']})", r["model"],
+                               *[pm(k) for k in ABBREV.values()], pm("F1_change_pct", 1),
+                               pm("lost_F1_recovered", 2), fmt(r["n_added"], 0)],
+                     "cls": "ref" if r["model"] in ("baseline (full train)", "reduced") else ""})
+    cfg = a.get("config", {})
+    notes = [f"{sc}: augmented class per seed {fmt(e.get('augmented_class', {}))}; removed rows of that class "
+             f"{fmt(e.get('n_removed', {}))}." for sc, e in a["scenarios"].items()]
+    if cfg.get("max_factuals"):
+        notes.append(f"Budget: at most {cfg['max_factuals']} factuals per (scenario, seed, method); 'rows added' "
+                     "can therefore stay below ratio × removed rows for CF methods.")
+    fig = run_dir / "fig7_ratio_sweep.png"
+    if not fig.exists():
+        fig = plot_ratio_sweep(a, ctx["out_dir"] / "fig7_ratio_sweep.png")
+    ratio = rows[0]["ratio"] if rows else 1.0
+    return {"paragraphs": [f"Classifier {cfg.get('classifier', '?')}, seeds {fmt(cfg.get('seeds'))}, removed "
+                           f"fraction {fmt(cfg.get('fraction'))}, CF methods {fmt(cfg.get('methods'))}, comparators "
+                           f"{fmt(cfg.get('comparators'))}. Mean ± 95 % t-interval over seeds."],
+            "tables": [_table(cols, body, left=2, title=f"Table IV (ratio {ratio:.0%} of the removed rows)",
+                              note="F1 change %: reduced vs baseline on the reduced row, augmented vs reduced "
+                                   "otherwise; lost F1 recovered = (F1_aug − F1_red) / (F1_base − F1_red).")],
+            "figures": [_figure(fig, "Fig 7: test F1 vs augmentation ratio (mean, 95 % CI band); dashed = reduced, "
+                                     "dotted = full-train baseline.")],
+            "notes": notes}
+
+
+def _intervention_section(run_dir: Path, ctx: dict) -> dict:
+    v = _json(run_dir / "intervention.json", "intervention")
+    if "factual" not in v:
+        raise _NotRun(v.get("note", "intervention.json holds no example."))
+    changed = {c["feature"] for c in v.get("changes", [])}
+    rows = [{"cells": [k, v["factual"][k], v["counterfactual"].get(k, "–"), "changed" if k in changed else ""],
+             "cls": "" if k in changed else "ref"} for k in v["factual"]]
+    changes = [[c.get("label", c["feature"]), c["from"], c["to"], c.get("unit", ""), fmt(c.get("change"), 3),
+                fmt(c.get("percent"), 1)] for c in v.get("changes", [])]
+    before, after = v.get("proba_before", []), v.get("proba_after", [])
+    probs = [[f"class {i}", fmt(b), fmt(a)] for i, (b, a) in enumerate(zip(before, after))]
+    return {"paragraphs": [f"Method {v.get('method', '?')}, test row {v.get('row', '?')}: "
+                           f"'{v.get('label_before', '?')}' → '{v.get('label_after', '?')}'."],
+            "tables": [_table(["feature", "factual", "counterfactual", ""], rows, left=4, title="Factual vs CF"),
+                       _table(["feature", "from", "to", "unit", "change", "change %"], changes, left=4,
+                              title="Changed features"),
+                       _table(["class", "P before", "P after"], probs, title="Predicted probabilities")],
+            "pre": v.get("narrative", "")}
+
+
+BUILDERS = {"run": _run_section, "data": _data_section, "classifiers": _classifier_section,
+            "benchmark": _benchmark_section, "radar": _radar_section, "latent": _latent_section,
+            "augmentation": _augmentation_section, "intervention": _intervention_section}
+
+
+def build_sections(run_dir: Path, out_dir: Path) -> list[dict]:
+    """Every section's content; absent inputs give ok=False with a "not run" note, unreadable ones the error."""
+    ctx = {"out_dir": out_dir}
+    sections = []
+    for sid, heading in SECTIONS:
+        try:
+            sections.append(_section(sid, heading, **BUILDERS[sid](run_dir, ctx)))
+        except _NotRun as e:
+            sections.append(_section(sid, heading, ok=False, note=str(e)))
+        except Exception as e:  # a damaged file must not take the whole page down; show the error instead
+            sections.append(_section(sid, heading, ok=False,
+                                     note=f"could not build this section: {type(e).__name__}: {e}"))
+    return sections
+
+
+def render_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write one self-contained report.html for a study run folder (default: RUN_DIR/report.html); figures made
+    for the report (Fig 6/8 PNG and CSV) are written beside it. Returns the HTML path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder not found: {run_dir}")
+    out = Path(out) if out else run_dir / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    html = env.get_template("template.html").render(
+        title=run_dir.resolve().name, run_dir=str(run_dir), sections=build_sections(run_dir, out.parent),
+        generated=datetime.now().strftime("%Y-%m-%d %H:%M"))
+    out.write_text(html, encoding="utf-8")
+    return out

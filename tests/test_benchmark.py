@@ -1,0 +1,154 @@
+"""Benchmark files and resume; intervention view and narrative; CLI option parsing."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+import sensecf.experiments.benchmark as bench
+from sensecf.cli.cf_cmd import parse_options
+from sensecf.errors import ConfigError
+from sensecf.experiments.intervention import format_text, intervention_view, narrative
+from sensecf.models.classifiers import train_classifier
+
+from test_baselines import heart_dataset
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def split():
+    ds = heart_dataset()
+    train_idx = ds.frame.sample(frac=0.8, random_state=1).index
+    train, test = ds.subset(train_idx), ds.subset(ds.frame.index.difference(train_idx))
+    return train, test, train_classifier("lr", train.X, train.y, ds.schema, seed=0)
+
+
+def test_benchmark_writes_tables_and_resumes(split, tmp_path, monkeypatch):
+    train, test, clf = split
+    methods = ["nice-sparsity", "dice-random"]
+    out = bench.run_benchmark(train, test, clf, methods, n_per_class=3, seed=0, out_dir=tmp_path,
+                              options={"dice_sample_size": 300})
+    for name in ("benchmark.json", "benchmark.csv", "benchmark.md", "cfs/nice-sparsity.csv", "cfs/dice-random.csv"):
+        assert (tmp_path / name).exists(), name
+    data = json.loads((tmp_path / "benchmark.json").read_text())
+    assert data == out and data["seed"] == 0 and data["versions"]["dice-ml"]
+    assert set(data["methods"]) == set(methods)
+    for m in methods:
+        per = data["methods"][m]["per_class"]
+        assert set(per) == {"0", "1"} and per["0"]["n"] == 3 and per["1"]["n"] == 3
+        assert data["methods"][m]["summary"]["n"] == 6
+        assert data["methods"][m]["outcomes"]["projected"]
+    table = pd.read_csv(tmp_path / "benchmark.csv")
+    assert len(table) == 4 and {"validity", "distance", "sparsity", "plausibility"} <= set(table.columns)
+    md = (tmp_path / "benchmark.md").read_text()
+    assert "| nice-sparsity |" in md and "no disease validity" in md
+    csv = pd.read_csv(tmp_path / "cfs" / "nice-sparsity.csv")
+    assert csv["factual_id"].isin(test.frame.index).all() and len(csv) == 6
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a finished method was rerun")
+
+    monkeypatch.setattr(bench, "build_generator", must_not_run)
+    again = bench.run_benchmark(train, test, clf, methods, n_per_class=3, seed=0, out_dir=tmp_path,
+                                options={"dice_sample_size": 300})
+    for m in methods:
+        assert again["methods"][m]["per_class"] == data["methods"][m]["per_class"]
+    with pytest.raises(ConfigError, match="other factuals"):
+        bench.run_benchmark(train, test, clf, methods, n_per_class=2, seed=0, out_dir=tmp_path)
+
+
+def test_benchmark_rejects_unknown_method_before_running(split, tmp_path):
+    train, test, clf = split
+    with pytest.raises(ConfigError, match="nope"):
+        bench.run_benchmark(train, test, clf, ["nice-sparsity", "nope"], n_per_class=2, out_dir=tmp_path)
+    assert not (tmp_path / "cfs" / "nice-sparsity.csv").exists()
+
+
+def test_sampling_is_stratified_and_seeded(split):
+    _, test, clf = split
+    X1, t1 = bench.sample_factuals(test, clf, 4, seed=3)
+    X2, t2 = bench.sample_factuals(test, clf, 4, seed=3)
+    assert X1.index.equals(X2.index) and t1.value_counts().to_dict() == {0: 4, 1: 4}
+    assert (clf.predict(X1) != t1.to_numpy()).all()
+
+
+def test_outcome_counts_from_extra(split):
+    _, test, clf = split
+    from sensecf.generators.base import CFResult
+    idx = test.X.index[:3]
+    res = CFResult("llm", test.X.loc[idx], pd.Series(1, index=idx), test.X.loc[idx], pd.Series("valid", index=idx),
+                   pd.Series("", index=idx), pd.Series(0.9, index=idx), pd.Series(1.0, index=idx),
+                   extra=pd.DataFrame({"outcome": ["first_try", "repaired", "first_try"], "rounds": [0, 1, 0]},
+                                      index=idx))
+    assert bench.outcome_counts(res) == {"outcome": {"first_try": 2, "repaired": 1}}
+
+
+def test_intervention_view_and_narrative_match_numbers(split):
+    train, test, clf = split
+    schema = train.schema
+    factual = test.X.iloc[0]
+    cf = factual.copy()
+    cf["resting_blood_pressure"] = factual["resting_blood_pressure"] - 20
+    cf["chest_pain_type"] = next(lv for lv in schema["chest_pain_type"].levels if lv != factual["chest_pain_type"])
+    view = intervention_view(factual, cf, clf, schema)
+    by = {c["feature"]: c for c in view["changes"]}
+    assert set(by) == {"resting_blood_pressure", "chest_pain_type"}
+    bp = by["resting_blood_pressure"]
+    assert bp["direction"] == "down" and bp["change"] == pytest.approx(-20)
+    assert bp["percent"] == pytest.approx(-20 / factual["resting_blood_pressure"] * 100)
+    p_after = clf.predict_proba(cf.to_frame().T)[0]
+    assert view["proba_after"] == pytest.approx(list(p_after))
+    text = narrative(view, schema)
+    assert f"{p_after.max():.3f}" in text and "decrease resting_blood_pressure" in text
+    flipped = view["class_after"] != view["class_before"]
+    assert ("do not change the prediction" in text) == (not flipped)
+    assert "*resting_blood_pressure" in format_text(view)
+
+
+def test_parse_options():
+    assert parse_options(["cfnow_time_limit=2", "backend=openai:gpt-4o", "repair=true"]) == \
+        {"cfnow_time_limit": 2, "backend": "openai:gpt-4o", "repair": True}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_options(["novalue"])
+
+
+@pytest.fixture
+def cli_data(monkeypatch):
+    """The shared --data handling replaced by the UCI heart mini dataset, split 80/20 (seeded)."""
+    def split_from_options(data, schema, seed):
+        ds = heart_dataset()
+        train_idx = ds.frame.sample(frac=0.8, random_state=seed).index
+        return ds.subset(train_idx), ds.subset(ds.frame.index.difference(train_idx))
+
+    import sensecf.cli.options as options
+    monkeypatch.setattr(options, "split_from_options", split_from_options)
+    return split_from_options(None, None, 0)
+
+
+def test_cli_benchmark_and_explain(cli_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from sensecf.cli.app import app
+    from sensecf.errors import DataError
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["benchmark", "--methods", "nice-sparsity", "--n", "2", "--out", str(tmp_path),
+                              "--classifier", "lr", "--option", "nice_justified=false"])
+    assert res.exit_code == 0, res.output
+    assert "| nice-sparsity |" in res.output
+    data = json.loads((tmp_path / "benchmark.json").read_text())
+    assert data["options"] == {"cfnow_time_limit": 10.0, "nice_justified": False}
+
+    _, test = cli_data
+    row = str(test.frame.index[0])
+    res = runner.invoke(app, ["explain", "--row", row, "--classifier", "lr", "--json"])
+    assert res.exit_code == 0, res.output
+    view = json.loads(res.output)
+    assert view["row"] == row and view["method"] == "nice-sparsity" and view["status"] == "valid"
+    assert view["class_after"] != view["class_before"] and view["narrative"].startswith("Condition:")
+    res = runner.invoke(app, ["explain", "--row", row, "--classifier", "lr"])
+    assert res.exit_code == 0 and "Suggested changes" in res.output
+    res = runner.invoke(app, ["explain", "--row", "no-such-row"])
+    assert isinstance(res.exception, DataError) and "not in the test split" in str(res.exception)

@@ -1,0 +1,54 @@
+"""Classifier contract on the real UCI heart data: train / evaluate / save / load for all four kinds."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from sensecf.data.split import patient_split
+from sensecf.data.tabular import load_uci_heart
+from sensecf.errors import ConfigError, DataError
+from sensecf.models.classifiers import CLASSIFIER_KINDS, Classifier, evaluate, train_classifier
+
+
+@pytest.fixture(scope="module")
+def split():
+    return patient_split(load_uci_heart(), seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(CLASSIFIER_KINDS))
+def test_train_evaluate_save_load_roundtrip(split, kind, tmp_path):
+    train, test = split
+    clf = train_classifier(kind, train.X, train.y, train.schema, seed=0)
+    m = evaluate(clf, test.X, test.y)
+    assert set(m) == {"accuracy", "precision", "recall", "f1", "auc"}
+    assert m["accuracy"] > 0.75 and m["auc"] > 0.85          # real signal on the held-out patients
+    proba = clf.predict_proba(test.X)
+    assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1)
+    assert (clf.predict(test.X) == proba.argmax(axis=1)).all()
+    loaded = Classifier.load(clf.save(tmp_path / "m.pkl"))
+    assert loaded.kind == kind and loaded.schema.feature_names == train.schema.feature_names
+    np.testing.assert_array_equal(loaded.predict_proba(test.X), proba)
+    again = train_classifier(kind, train.X, train.y, train.schema, seed=0)
+    np.testing.assert_allclose(again.predict_proba(test.X), proba)   # seeded
+
+
+def test_contract_errors(split, tmp_path):
+    train, _ = split
+    with pytest.raises(ConfigError, match="unknown classifier 'svm'"):
+        train_classifier("svm", train.X, train.y, train.schema)
+    one = train.y == 1
+    with pytest.raises(DataError, match="one class"):
+        train_classifier("lr", train.X[one], train.y[one], train.schema)
+    clf = train_classifier("lr", train.X, train.y, train.schema)
+    with pytest.raises(DataError, match="max_hr"):
+        clf.predict_proba(train.X.drop(columns=["max_hr"]))
+    path = clf.save(tmp_path / "lr.pkl")
+    blob = pickle.loads(path.read_bytes())
+    blob["sklearn"] = "0.1"
+    path.write_bytes(pickle.dumps(blob))
+    with pytest.raises(ConfigError, match="retrain"):
+        Classifier.load(path)
+    with pytest.raises(ConfigError, match="not found"):
+        Classifier.load(tmp_path / "none.pkl")
