@@ -5,7 +5,7 @@ For each scenario (A: class 1 halved, B: class 0 halved, C: both halved) and see
   reduced   = the same kind trained on the reduced split,
   augmented = the reduced split plus counterfactuals OF THE REMOVED CLASS (the augmented class), generated with the
               reduced model from factuals of the other class and labelled with the target class; only VALID CFs are
-              added, up to ratio x (number of removed rows of that class).
+              added, up to ratio x (number of removed rows of that class, or the `max_factuals` budget if lower).
 In scenario C both classes lose rows; the augmented class is the minority class of the reduced split (class 1 on
 a tie) and is recorded per seed as `augmented_class`. Counterfactuals are generated once per (scenario, seed,
 method) for the largest ratio; smaller ratios use a prefix of the same list. Comparators beyond the paper:
@@ -167,8 +167,8 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
                      comparators=COMPARATORS) -> dict:
     """Run (or resume) the augmentation study and write augmentation.json, table4.csv/.md and Fig 7.
 
-    options: `max_factuals` caps the factuals per (scenario, seed, method) (budget; the number of CFs actually
-    added is recorded per cell as n_added), `fraction` (0.5) is the share removed; every other key goes to the
+    options: `max_factuals` is a budget: ratio 100 % adds min(removed rows, max_factuals) rows for every source
+    (CF methods and comparators alike; the number actually added is recorded per cell as n_added), `fraction` (0.5) is the share removed; every other key goes to the
     generators. Returns the augmentation.json content.
     """
     out_dir = Path(out_dir)
@@ -246,7 +246,10 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
 
                 cell("baseline", 0.0, baseline_metrics)
                 cell("reduced", 0.0, lambda: evaluate(reduced_model(), test.X, test.y))
-                n_max = math.ceil(max(ratios) * n_removed)
+                # with a budget, "100 %" means min(removed rows, budget) for every source alike (CFs and
+                # comparators), so the sweep compares equal numbers of added rows
+                n_base = min(n_removed, int(max_factuals)) if max_factuals else n_removed
+                n_max = math.ceil(max(ratios) * n_base)
                 for source in sources:
                     todo = [r for r in ratios if (scenario, seed, source, r) not in cells]
                     if not todo:
@@ -256,11 +259,11 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
                     if source in comparators:
                         pool, n_gen = oversample(source, reduced.X, reduced.y, target, n_max, schema, seed), n_max
                     else:
-                        n_gen = min(n_max, max_factuals) if max_factuals else n_max
+                        n_gen = n_max
                         pool = generate_cfs(source, reduced, reduced_model, target, n_gen, seed, options,
                                             _cf_path(out_dir, scenario, seed, source), progress)
                     for ratio in ratios:
-                        n_req = math.ceil(ratio * n_removed)
+                        n_req = math.ceil(ratio * n_base)
                         added = pool.iloc[:n_req]
                         X_aug = pd.concat([reduced.X, added], ignore_index=True)
                         y_aug = np.concatenate([reduced.y.to_numpy(), np.full(len(added), target)])
