@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from sensecf.errors import SenseCFError
+
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 Chat = list[Message]
 
@@ -38,3 +40,10 @@ class TextBackend(Protocol):
     def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[list[str] | Exception]: ...
 
     def count_tokens(self, chat: Chat) -> int: ...
+
+
+class BackendError(SenseCFError):
+    """One prompt failed (too long for the context, HTTP failure after retries, malformed reply).
+
+    Returned in place of that prompt's completions, never raised for the whole batch.
+    """
