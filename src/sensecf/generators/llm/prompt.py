@@ -1,0 +1,118 @@
+"""The paper's counterfactual prompt (Fig. 4): system role, task, fixed features, allowed changes, optional
+few-shot examples of the desired class, the instance as "- Feature: value" lines, and the <new> output format.
+
+`render_answer` is the exact text the model must produce; fine-tuning builds its training pairs from
+`build_chat` + `render_answer`, so the two stay in lockstep with the parser (parse.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...backends.base import Chat
+from ...schema import FeatureSpec, Schema
+
+SYSTEM_PROMPT = ("You are an expert in counterfactual explanations of machine-learning models. You change a "
+                 "tabular instance minimally so that the model's prediction becomes the desired class, and you "
+                 "answer only in the requested format.")
+
+
+def feature_heading(f: FeatureSpec) -> str:
+    """'Display (unit)'; the unit is left out when it is empty or already ends the display name (e.g. 'Awake %')."""
+    label = f.label
+    if not f.unit or label.lower().endswith(f.unit.lower()):
+        return label
+    return f"{label} ({f.unit})"
+
+
+def render_instance(row: pd.Series, schema: Schema) -> str:
+    """The instance as '- <display> (<unit>): <value>' lines, values formatted with FeatureSpec.format_value."""
+    return "\n".join(f"- {feature_heading(f)}: {f.format_value(row[f.name])}" for f in schema.features)
+
+
+def render_answer(cf: pd.Series, schema: Schema) -> str:
+    """The exact answer the model must produce: the CF's lines inside <new> ... </new>."""
+    return f"<new>\n{render_instance(cf, schema)}\n</new>"
+
+
+def _rule(f: FeatureSpec) -> str:
+    if f.immutable:
+        return "FIXED, never change"
+    parts = {"any": "may change", "increase": "may only increase", "decrease": "may only decrease"}[f.direction]
+    if f.is_categorical:
+        return f"{parts}; one of: {', '.join(f.levels)}"
+    lo, hi = f.bounds
+    if lo is not None or hi is not None:
+        unit = f" {f.unit}" if f.unit else ""
+        if lo is not None and hi is not None:
+            parts += f"; allowed range {lo:g} to {hi:g}{unit}"
+        else:
+            parts += f"; at least {lo:g}{unit}" if lo is not None else f"; at most {hi:g}{unit}"
+    if f.kind == "integer":
+        parts += "; whole numbers"
+    return parts
+
+
+def _label(schema: Schema, y: int) -> str:
+    return schema.label_names.get(int(y), f"class {int(y)}")
+
+
+def build_chat(factual: pd.Series, current: int, target: int, schema: Schema,
+               examples: pd.DataFrame | None = None) -> Chat:
+    """System + user messages asking for a counterfactual of `factual` from class `current` to `target`."""
+    cur, tgt = _label(schema, current), _label(schema, target)
+    fixed = [f.label for f in schema.features if f.immutable]
+    lines = [
+        f"Task: a classifier labels the instance below as \"{cur}\" (y = {int(current)}). Modify the instance "
+        f"minimally so that the classifier labels it \"{tgt}\" (y = {int(target)}): change as few features as "
+        f"possible, by as little as needed, and keep the values realistic.",
+        "",
+        "Features (description; allowed change):",
+        *[f"- {feature_heading(f)}: {f.description or f.name}; {_rule(f)}" for f in schema.features],
+    ]
+    if fixed:
+        lines += ["", f"Fixed features (never change them): {', '.join(fixed)}."]
+    if examples is not None and len(examples):
+        lines += ["", f"Examples of instances labelled \"{tgt}\":"]
+        for i, (_, ex) in enumerate(examples.iterrows(), 1):
+            lines += [f"Example {i}:", render_instance(ex, schema)]
+    lines += [
+        "", f"Instance (labelled \"{cur}\"):", render_instance(factual, schema), "",
+        f"Answer with the modified instance only: all {len(schema.features)} features, one \"- Feature: value\" "
+        "line each, in the same order, between <new> and </new>:",
+        "<new>", f"- {feature_heading(schema.features[0])}: <value>", "...", "</new>",
+    ]
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def normalised_distance(factual: pd.Series, rows: pd.DataFrame, schema: Schema,
+                        ranges: dict[str, tuple[float, float]]) -> np.ndarray:
+    """L1 distance of min-max-normalised numeric features plus the count of differing categoricals."""
+    d = np.zeros(len(rows))
+    for f in schema.features:
+        if f.is_categorical:
+            d += (rows[f.name].astype(str).to_numpy() != str(factual[f.name])).astype(float)
+        else:
+            lo, hi = ranges[f.name]
+            width = max(hi - lo, 1e-12)
+            d += np.abs(rows[f.name].astype(float).to_numpy() - float(factual[f.name])) / width
+    return d
+
+
+def nearest_examples(factual: pd.Series, X_pool: pd.DataFrame, y_pool, target: int, schema: Schema,
+                     k: int = 3) -> pd.DataFrame:
+    """k rows of class `target` nearest the factual (min-max-normalised), preferring rows that share the
+    factual's immutable values; ties keep the pool's order."""
+    y = np.asarray(y_pool).astype(int)
+    pool = X_pool.loc[y == int(target), schema.feature_names]
+    if pool.empty or k <= 0:
+        return pool.iloc[:0]
+    ranges = {c: (float(X_pool[c].min()), float(X_pool[c].max())) for c in schema.continuous}
+    dist = normalised_distance(factual, pool, schema, ranges)
+    mismatch = np.zeros(len(pool))
+    for c in schema.immutable:
+        mismatch += (pool[c].astype(str).to_numpy() != str(factual[c])) if schema[c].is_categorical else \
+            ~np.isclose(pool[c].astype(float).to_numpy(), float(factual[c]))
+    order = np.lexsort((dist, mismatch))  # primary key: immutable mismatches; then distance
+    return pool.iloc[order[:k]]
