@@ -4,7 +4,6 @@ augmentation -> intervention -> report, written step by step into one run folder
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -14,6 +13,7 @@ import yaml
 from rich.console import Console
 
 from .errors import ConfigError
+from .provenance import package_versions, write_json
 
 console = Console(stderr=True)
 
@@ -78,25 +78,6 @@ class StudyConfig:
         return cls(**cfg)
 
 
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("sensecf", "numpy", "pandas", "scikit-learn", "torch", "transformers", "peft", "trl", "dice-ml",
-                "cfnow", "nicex", "imbalanced-learn"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
-
-
 class Study:
     """Runs the steps of a study into `out_dir`; each step is skipped when its output already exists."""
 
@@ -113,8 +94,8 @@ class Study:
         self._save_run_info(status="running")
 
     def _save_run_info(self, status: str) -> None:
-        _write_json(self.out / "run.json", {"config": asdict(self.cfg), "status": status, "timings_s": self.timings,
-                                            "versions": _versions()})
+        write_json(self.out / "run.json", {"config": asdict(self.cfg), "status": status, "timings_s": self.timings,
+                                            "versions": package_versions()})
 
     def _step(self, name: str, output: str, fn) -> None:
         target = self.out / output
@@ -140,7 +121,7 @@ class Study:
 
         def summary():
             g = ds.groups
-            _write_json(self.out / "data_summary.json", {
+            write_json(self.out / "data_summary.json", {
                 "dataset": ds.name, "rows": len(ds), "participants": None if g is None else int(g.nunique()),
                 "features": ds.schema.feature_names, "label_names": ds.schema.label_names,
                 "class_counts": {int(k): int(v) for k, v in ds.y.value_counts().sort_index().items()},
@@ -166,7 +147,7 @@ class Study:
                 results[kind] = evaluate(clf, test.X, test.y)
                 if kind == cfg.classifier:
                     clf.save(model_path)
-            _write_json(self.out / "classifiers.json", {"main": cfg.classifier, "test_metrics": results})
+            write_json(self.out / "classifiers.json", {"main": cfg.classifier, "test_metrics": results})
         self._step("classifiers", "classifiers.json", fit)
         self.classifier = Classifier.load(model_path)
         self._step("classifier curve (Fig 1)", "fig1_classifier_curve.png", lambda: classifier_curve(
@@ -185,7 +166,7 @@ class Study:
                 config = config.with_overrides(max_steps=self.cfg.finetune_max_steps)
             path = finetune(self.train, self.classifier, base="embedded", config=config,
                             out_dir=self.out / "adapter", seed=self.cfg.seed)
-            _write_json(self.out / "finetune.json", {"adapter": str(path)})
+            write_json(self.out / "finetune.json", {"adapter": str(path)})
         self._step("fine-tune embedded model (LoRA)", "finetune.json", run)
         self.cfg.options.setdefault("adapter", json.loads((self.out / "finetune.json").read_text())["adapter"])
 
@@ -232,7 +213,7 @@ class Study:
                     if method.startswith("llm"):
                         break
             if best is None:
-                _write_json(self.out / "intervention.json", {"note": "no valid counterfactual for a high-stress "
+                write_json(self.out / "intervention.json", {"note": "no valid counterfactual for a high-stress "
                                                              "instance in the benchmark", "benchmark_methods":
                                                              list(bench.get("methods", {}))})
                 return
@@ -240,7 +221,7 @@ class Study:
             factual = self.test.X.loc[_same_type(row_id, self.test.X.index)]
             view = intervention_view(factual, cf[self.train.schema.feature_names], self.classifier, self.train.schema)
             view.update({"method": method, "row": str(row_id), "narrative": narrative(view, self.train.schema)})
-            _write_json(self.out / "intervention.json", view)
+            write_json(self.out / "intervention.json", view)
         self._step("intervention example (Table II)", "intervention.json", pick)
 
     def report(self) -> Path:

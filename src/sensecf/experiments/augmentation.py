@@ -36,7 +36,8 @@ from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..generators.base import GeneratorContext, available_methods, build_generator
 from ..models.classifiers import evaluate, train_classifier
-from .benchmark import _clean_json, _concat, package_versions, result_to_csv
+from ..provenance import package_versions
+from .benchmark import _clean_json, _concat, result_to_csv
 
 METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 ABBREV = {"accuracy": "ACC", "precision": "PRE", "recall": "REC", "f1": "F1", "auc": "AUC"}

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +23,12 @@ from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..generators.base import CFResult, GeneratorContext, available_methods, build_generator
 from ..metrics import cf_metrics, per_class_metrics
+from ..provenance import package_versions
 
 TABLE_METRICS = ("validity", "distance", "sparsity", "plausibility")
 JSON_METRICS = ("n", "validity", "distance", "sparsity", "plausibility", "immutable_violations",
                 "direction_violations", "seconds_per_valid_cf", "realism", "diversity")
 BASE_COLUMNS = ("target", "status", "reason", "target_proba", "seconds")
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of python and the packages that shape the results."""
-    out = {"python": platform.python_version()}
-    for dist in ("scikit-learn", "dice-ml", "cfnow", "nicex", "torch", "numpy", "pandas"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def sample_factuals(test: Dataset, classifier, n_per_class: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:

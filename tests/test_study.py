@@ -1,0 +1,53 @@
+"""`sensecf run --quick`: the whole study end to end on a tiny synthetic cohort, then a resume."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sensecf.errors import ConfigError
+from sensecf.study import StudyConfig, study_config_from
+
+
+def test_config_file_overrides_and_rejects_unknown_fields(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("n_per_class: 7\nmethods: [nice-sparsity]\n")
+    cfg = study_config_from(str(good), quick=True, seed=3)
+    assert (cfg.n_per_class, cfg.methods, cfg.seed) == (7, ["nice-sparsity"], 3)
+    assert cfg.participants == StudyConfig.quick().participants
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("n_per_klass: 7\n")
+    with pytest.raises(ConfigError, match="n_per_klass"):
+        study_config_from(str(bad), quick=True)
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "sensecf", "run", "--quick", "--out", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "finished"
+    html = (out / "report.html").read_text()
+    for heading in ("Table III", "Table IV", "Intervention"):
+        assert heading in html
+    bench = json.loads((out / "benchmark.json").read_text())
+    assert set(StudyConfig.quick().methods) <= set(bench["methods"])
+    aug = json.loads((out / "augmentation.json").read_text())
+    assert "A" in json.dumps(aug)
+    # a rerun keeps every finished step
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "kept benchmark.json" in second.stderr
+
+
+def test_run_refuses_a_folder_of_another_configuration(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"config": {"seed": 99}}))
+    res = subprocess.run([sys.executable, "-m", "sensecf", "run", "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert "different configuration" in res.stderr and "Traceback" not in res.stderr
