@@ -17,7 +17,7 @@ from .provenance import package_versions, write_json
 
 console = Console(stderr=True)
 
-BASELINE_METHODS = ["dice-random", "dice-genetic", "cfnow-greedy", "nice-sparsity", "nice-proximity"]
+BASELINE_METHODS = ["dice-random", "cfnow-greedy", "nice-sparsity", "nice-proximity"]
 #: the augmentation study runs on a stratified subsample of the training split: label scarcity is a small-data
 #: problem, a CPU budget of generated rows is then a meaningful share of what was removed, and the paper's NN is
 #: retrained ~300 times
@@ -40,7 +40,7 @@ class StudyConfig:
     curve_fractions: list[float] = field(default_factory=lambda: [1.0, 0.8, 0.6, 0.4, 0.2])
     curve_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     methods: list[str] = field(default_factory=lambda: BASELINE_METHODS + LLM_METHODS)
-    n_per_class: int = 20
+    n_per_class: int = 10
     finetune: bool = True
     finetune_max_steps: int | None = None
     aug_methods: list[str] = field(default_factory=lambda: ["nice-sparsity", "llm-fine-tuned"])
@@ -49,7 +49,7 @@ class StudyConfig:
     aug_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     aug_ratios: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     aug_max_factuals: int = 40
-    options: dict = field(default_factory=lambda: {"cfnow_time_limit": 3})
+    options: dict = field(default_factory=lambda: {"cfnow_time_limit": 3, "repair_rounds": 1})
 
     @classmethod
     def quick(cls) -> "StudyConfig":
@@ -85,6 +85,7 @@ class Study:
         self.cfg, self.out = config, Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
+        self.adapter: str | None = None  # set by the fine-tuning step
         run_file = self.out / "run.json"
         if run_file.exists():
             previous = json.loads(run_file.read_text()).get("config")
@@ -164,15 +165,19 @@ class Study:
             config = FinetuneConfig.load(None)
             if self.cfg.finetune_max_steps:
                 config = config.with_overrides(max_steps=self.cfg.finetune_max_steps)
-            path = finetune(self.train, self.classifier, base="embedded", config=config,
-                            out_dir=self.out / "adapter", seed=self.cfg.seed)
+            # the default adapter folder is a cache shared by runs: a rerun with the same data and config skips
+            # training (the adapter's card records both)
+            path = finetune(self.train, self.classifier, base="embedded", config=config, out_dir=None,
+                            seed=self.cfg.seed)
             write_json(self.out / "finetune.json", {"adapter": str(path)})
         self._step("fine-tune embedded model (LoRA)", "finetune.json", run)
-        self.cfg.options.setdefault("adapter", json.loads((self.out / "finetune.json").read_text())["adapter"])
+        self.adapter = json.loads((self.out / "finetune.json").read_text())["adapter"]
 
     def _options(self) -> dict:
         opts = dict(self.cfg.options)
         opts.setdefault("cache_dir", str(self.out / "llm-cache"))
+        if self.adapter:
+            opts.setdefault("adapter", self.adapter)
         return opts
 
     def benchmark(self):

@@ -350,11 +350,13 @@ def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
     """An LLMGenerator whose backend and settings come from context.options (see the module docstring)."""
     o = context.options or {}
     adapter = o.get("adapter")
-    if mode == "fine-tuned" and not adapter:
+    spec = str(o.get("backend", "embedded"))
+    # a model served behind an OpenAI-compatible endpoint (e.g. vLLM --enable-lora) carries its adapter already
+    if mode == "fine-tuned" and not adapter and not spec.startswith("openai:"):
         adapter = default_adapter()
     candidates = _opt(o, "candidates", int, 1)
     batch_size = _opt(o, "batch_size", int, 8)
-    backend = cached_backend(str(o.get("backend", "embedded")), base_url=o.get("base_url"), adapter=adapter,
+    backend = cached_backend(spec, base_url=o.get("base_url"), adapter=adapter,
                              allow_remote=_opt(o, "allow_remote", bool, False), cache_dir=o.get("cache_dir"),
                              batch_size=batch_size)
     return LLMGenerator(context, backend, mode=mode, k=_opt(o, "k", int, 3),
