@@ -32,6 +32,21 @@ def parse_options(pairs: list[str] | None) -> dict:
     return out
 
 
+def llm_settings(backend: str | None, base_url: str | None, allow_remote: bool) -> dict:
+    """The LLM backend flags as generator options (only those given)."""
+    out: dict = {"backend": backend} if backend else {}
+    if base_url:
+        out["base_url"] = base_url
+    if allow_remote:
+        out["allow_remote"] = True
+    return out
+
+
+BACKEND_HELP = "LLM backend for llm-* methods: embedded | embedded:gemma | hf:PATH | openai:MODEL."
+BASE_URL_HELP = "Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp server, ...)."
+REMOTE_HELP = "Allow sending patient rows to a non-loopback endpoint (off by default)."
+
+
 def train_test(data: str | None, schema: str | None, seed: int):
     """(train, test) Datasets from the shared --data/--schema handling (patient-level 80/20 split)."""
     from .options import split_from_options
@@ -56,11 +71,15 @@ def benchmark(
     seed: int = typer.Option(0, help="Seed of the split, classifier, sampling and methods."),
     cfnow_time_limit: float = typer.Option(10.0, help="CFNOW seconds per instance (the package default is 120)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
+    backend: Optional[str] = typer.Option(None, help=BACKEND_HELP),
+    base_url: Optional[str] = typer.Option(None, help=BASE_URL_HELP),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
 ):
     """Run counterfactual methods on the same test instances; write Table III (per class)."""
     from ..experiments.benchmark import run_benchmark
 
-    opts = {"cfnow_time_limit": cfnow_time_limit, **parse_options(option)}
+    opts = {"cfnow_time_limit": cfnow_time_limit, **llm_settings(backend, base_url, allow_remote),
+            **parse_options(option)}
     train, test = train_test(data, schema, seed)
     clf = _classifier(classifier, train, seed)
     run_benchmark(train, test, clf, [m.strip() for m in methods.split(",") if m.strip()], n_per_class=n,
@@ -80,11 +99,17 @@ def explain(
     seed: int = typer.Option(0, help="Seed of the split, classifier and method."),
     as_json: bool = typer.Option(False, "--json", help="Print the view as JSON."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
+    backend: Optional[str] = typer.Option(None, help=BACKEND_HELP),
+    base_url: Optional[str] = typer.Option(None, help=BASE_URL_HELP),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
+    llm_narrative: bool = typer.Option(False, "--llm-narrative", help="Also ask the LLM backend for a narrative "
+                                       "(kept only if every number in it matches the verified changes)."),
 ):
     """Counterfactual intervention for one test row: changes, probabilities before/after, narrative."""
     from ..experiments.intervention import format_text, intervention_view, narrative
     from ..generators.base import GeneratorContext, build_generator
 
+    llm = llm_settings(backend, base_url, allow_remote)
     train, test = train_test(data, schema, seed)
     matches = [i for i in test.frame.index if str(i) == row]
     if not matches:
@@ -94,7 +119,7 @@ def explain(
     factual = test.X.loc[[matches[0]]]
     target = 1 - int(clf.predict(factual)[0])
     gen = build_generator(method, GeneratorContext(train.schema, clf, train.X, train.y, seed,
-                                                   {"cfnow_time_limit": 10, **parse_options(option)}))
+                                                   {"cfnow_time_limit": 10, **llm, **parse_options(option)}))
     res = gen.generate(factual, target)
     idx = factual.index[0]
     status, reason = res.status[idx], res.reason[idx]
@@ -108,6 +133,13 @@ def explain(
     view = intervention_view(factual.iloc[0], res.counterfactuals.loc[idx], clf, train.schema)
     view.update({"row": row, "method": method, "status": status, "reason": reason,
                  "narrative": narrative(view, train.schema)})
+    if llm_narrative:
+        from ..generators.llm.generator import cached_backend, llm_narrative as write_narrative
+
+        opts = {**llm, **parse_options(option)}
+        model = cached_backend(str(opts.get("backend", "embedded")), base_url=opts.get("base_url"),
+                               allow_remote=bool(opts.get("allow_remote", False)))
+        view["llm_narrative"] = write_narrative(view, train.schema, model)
     if as_json:
         typer.echo(json.dumps(view, indent=2))
         return
@@ -116,3 +148,7 @@ def explain(
     console.print(format_text(view), markup=False, highlight=False)
     console.print()
     console.print(view["narrative"], markup=False, highlight=False)
+    if llm_narrative:
+        console.print()
+        console.print(view["llm_narrative"] or "(the LLM's narrative was rejected: it did not match the numbers)",
+                      markup=False, highlight=False)
