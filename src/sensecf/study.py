@@ -234,9 +234,8 @@ class Study:
     def report(self) -> Path:
         from .report.html import render_report
 
-        path = render_report(self.out)
-        self._save_run_info(status="finished")
-        return path
+        self._save_run_info(status="finished")  # before rendering, so the page shows the final status
+        return render_report(self.out)
 
     def run(self) -> Path:
         """Run (or resume) every step; returns the path of report.html."""

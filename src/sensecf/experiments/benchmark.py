@@ -29,6 +29,7 @@ TABLE_METRICS = ("validity", "distance", "sparsity", "plausibility")
 JSON_METRICS = ("n", "validity", "distance", "sparsity", "plausibility", "immutable_violations",
                 "direction_violations", "seconds_per_valid_cf", "realism", "diversity")
 BASE_COLUMNS = ("target", "status", "reason", "target_proba", "seconds")
+MAX_OUTCOME_LEVELS = 10
 
 
 def sample_factuals(test: Dataset, classifier, n_per_class: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
@@ -71,10 +72,15 @@ def result_from_csv(path: Path, method: str, factuals: pd.DataFrame, schema) -> 
 
 
 def outcome_counts(result: CFResult) -> dict[str, dict]:
-    """Counts of each non-numeric extra column's values (e.g. outcome: first_try/repaired/given_up)."""
+    """Counts of each non-numeric extra column's values (e.g. outcome: first_try/repaired/given_up).
+
+    Free-text columns (more than MAX_OUTCOME_LEVELS distinct values, e.g. the LLM's raw answers) are left out:
+    they stay in cfs/<method>.csv."""
     out = {}
     for c in result.extra.columns:
         col = result.extra[c]
+        if col.nunique(dropna=True) > MAX_OUTCOME_LEVELS:
+            continue
         if col.dtype == bool or col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype):
             out[c] = {str(k): int(v) for k, v in col.value_counts(dropna=True).items()}
     return out

@@ -266,8 +266,8 @@ def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
     notes = [f"{sc}: augmented class per seed {fmt(e.get('augmented_class', {}))}; removed rows of that class "
              f"{fmt(e.get('n_removed', {}))}." for sc, e in a["scenarios"].items()]
     if cfg.get("max_factuals"):
-        notes.append(f"Budget: at most {cfg['max_factuals']} factuals per (scenario, seed, method); 'rows added' "
-                     "can therefore stay below ratio × removed rows for CF methods.")
+        notes.append(f"Budget: ratio 100 % = min(removed rows, {cfg['max_factuals']}) added rows for every source; "
+                     "CF methods add only their valid CFs, so their 'rows added' can stay below that.")
     fig = run_dir / "fig7_ratio_sweep.png"
     if not fig.exists():
         fig = plot_ratio_sweep(a, ctx["out_dir"] / "fig7_ratio_sweep.png")
