@@ -22,7 +22,8 @@ import pandas as pd
 from sensecf.backends.threads import configure_torch_threads
 from sensecf.cli.options import split_from_options
 from sensecf.finetune.config import FinetuneConfig
-from sensecf.finetune.train import default_adapter_dir, finetune
+from sensecf.finetune.train import finetune
+from sensecf.paths import default_adapter_dir
 from sensecf.generators.base import GeneratorContext, build_generator
 from sensecf.metrics import per_class_metrics
 from sensecf.models.classifiers import train_classifier

@@ -184,7 +184,7 @@ def test_factories_cache_backends_and_require_an_adapter(setup, monkeypatch, tmp
     g1, g2 = build_generator("llm-zero-shot", ctx), build_generator("llm-few-shot", ctx)
     assert len(made) == 1 and made[0][0] == "hf:/models/x" and g1.backend is g2.backend
     assert (g1.name, g2.name, g2.k, g2.repair_rounds) == ("llm-zero-shot", "llm-few-shot", 2, 1)
-    monkeypatch.setattr(gen_mod, "DEFAULT_ADAPTER", tmp_path / "none")
+    monkeypatch.setattr(gen_mod, "default_adapter_dir", lambda: tmp_path / "none")
     with pytest.raises(ConfigError, match="run `sensecf finetune` first"):
         build_generator("llm-fine-tuned", ctx)
     ctx.options["k"] = "many"

@@ -17,6 +17,7 @@ from pathlib import Path
 from sensecf.backends.hf import HFBackend
 from sensecf.backends.threads import configure_torch_threads
 from sensecf.errors import ConfigError
+from sensecf.paths import cache_root
 
 MODELS_DIR_ENV = "SENSECF_MODELS_DIR"
 MARKER = "sensecf-checkpoint.json"
@@ -43,7 +44,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 
 def models_dir() -> Path:
     """Where converted checkpoints live: ``$SENSECF_MODELS_DIR`` or ``~/.cache/sensecf/models``."""
-    return Path(os.environ.get(MODELS_DIR_ENV) or Path.home() / ".cache" / "sensecf" / "models").expanduser()
+    return Path(os.environ.get(MODELS_DIR_ENV) or cache_root() / "models").expanduser()
 
 
 def _model(name: str) -> EmbeddedModel:

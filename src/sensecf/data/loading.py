@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..paths import cache_root
 from .dataset import Dataset
 
 ACCEPTED = ("'synthetic'", "'uci-heart'", "an AI-READI root folder", "a .csv file (with a schema YAML)")
@@ -18,8 +19,7 @@ ACCEPTED = ("'synthetic'", "'uci-heart'", "an AI-READI root folder", "a .csv fil
 
 def default_cache_dir() -> Path:
     """Where synthetic cohorts are kept: $XDG_CACHE_HOME/sensecf/synth (default ~/.cache/sensecf/synth)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sensecf" / "synth"
+    return cache_root() / "synth"
 
 
 def synthetic_cohort(participants: int = 120, days: int = 10, seed: int = 0,
@@ -86,9 +86,9 @@ def load_dataset(spec: str = "synthetic", schema: str | Path | None = None, seed
     is_csv = spec.lower().endswith(".csv")
     if schema is not None and not is_csv:
         raise ConfigError(f"a schema file applies to CSV data only, not to --data {spec!r}")
-    if spec == "synthetic":
-        from .aireadi.features import aireadi_dataset
+    from .aireadi.features import aireadi_dataset
 
+    if spec == "synthetic":
         root = synthetic_cohort(participants, days, seed, cache_dir)
         return _cached_features(root, demographics, lambda: aireadi_dataset(root, demographics),
                                 f"synthetic AI-READI cohort ({participants} participants, {days} days, "
@@ -104,7 +104,5 @@ def load_dataset(spec: str = "synthetic", schema: str | Path | None = None, seed
 
         return load_csv_dataset(spec, schema)
     if Path(spec).is_dir():
-        from .aireadi.features import aireadi_dataset
-
         return aireadi_dataset(Path(spec), demographics)
     raise ConfigError(f"unknown dataset {spec!r} (no such folder or CSV); accepted: {', '.join(ACCEPTED)}")

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..data.dataset import Dataset
+from ..paths import default_adapter_dir
 from ..provenance import package_versions, write_json
 from ..errors import ConfigError, DataError
 from .config import FinetuneConfig
@@ -30,11 +31,6 @@ console = Console(stderr=True)
 CARD = "card.json"
 KEY_FILE = "sensecf-run-key.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-def default_adapter_dir() -> Path:
-    """Where the default study's fine-tuned adapter is cached: ~/.cache/sensecf/adapters/default."""
-    return Path.home() / ".cache" / "sensecf" / "adapters" / "default"
 
 
 def resolve_base(base: str | Path) -> tuple[Path, str]:

@@ -22,6 +22,7 @@ import io
 import logging
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -238,19 +239,8 @@ class DiceGenerator(BaselineGenerator):
         return df[ok].iloc[0] if ok.any() else df.iloc[0]
 
 
-@register("dice-random")
-def _dice_random(ctx: GeneratorContext) -> DiceGenerator:
-    return DiceGenerator(ctx, "random")
-
-
-@register("dice-genetic")
-def _dice_genetic(ctx: GeneratorContext) -> DiceGenerator:
-    return DiceGenerator(ctx, "genetic")
-
-
-@register("dice-kdtree")
-def _dice_kdtree(ctx: GeneratorContext) -> DiceGenerator:
-    return DiceGenerator(ctx, "kdtree")
+for _method in ("random", "genetic", "kdtree"):
+    register(f"dice-{_method}")(partial(DiceGenerator, method=_method))
 
 
 # ===================================================================================== CFNOW
@@ -325,14 +315,8 @@ class CfnowGenerator(BaselineGenerator):
                                         columns=list(self.feat_types))).iloc[0]
 
 
-@register("cfnow-greedy")
-def _cfnow_greedy(ctx: GeneratorContext) -> CfnowGenerator:
-    return CfnowGenerator(ctx, "greedy")
-
-
-@register("cfnow-random")
-def _cfnow_random(ctx: GeneratorContext) -> CfnowGenerator:
-    return CfnowGenerator(ctx, "random")
+for _strategy in ("greedy", "random"):
+    register(f"cfnow-{_strategy}")(partial(CfnowGenerator, strategy=_strategy))
 
 
 # ===================================================================================== NICE
@@ -420,16 +404,5 @@ class NiceGenerator(BaselineGenerator):
         return self.decode(cf).iloc[0]
 
 
-@register("nice-sparsity")
-def _nice_sparsity(ctx: GeneratorContext) -> NiceGenerator:
-    return NiceGenerator(ctx, "sparsity")
-
-
-@register("nice-proximity")
-def _nice_proximity(ctx: GeneratorContext) -> NiceGenerator:
-    return NiceGenerator(ctx, "proximity")
-
-
-@register("nice-plausibility")
-def _nice_plausibility(ctx: GeneratorContext) -> NiceGenerator:
-    return NiceGenerator(ctx, "plausibility")
+for _optimization in ("sparsity", "proximity", "plausibility"):
+    register(f"nice-{_optimization}")(partial(NiceGenerator, optimization=_optimization))

@@ -16,6 +16,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ...backends.base import Chat, SamplingSettings, TextBackend
 from ...errors import ConfigError
+from ...paths import default_adapter_dir
 from ...schema import Schema
 from ..base import FAILED, INVALID, VALID, CFResult, GeneratorContext, as_target_series, register
 from ..constraints import constraint_violations
@@ -33,7 +35,6 @@ from .prompt import build_chat, nearest_examples, normalised_distance
 MODES = ("zero-shot", "few-shot", "fine-tuned")
 FIRST_TRY, REPAIRED, GIVEN_UP, SKIPPED = "first_try", "repaired", "given_up", "skipped"
 RAW_TEXT_CHARS = 600
-DEFAULT_ADAPTER = Path.home() / ".cache" / "sensecf" / "adapters" / "default"
 
 
 @dataclass
@@ -325,10 +326,11 @@ def cached_backend(spec: str = "embedded", **kwargs) -> TextBackend:
 
 def default_adapter() -> Path:
     """The adapter saved by the last default `sensecf finetune`; ConfigError when there is none."""
-    if not (DEFAULT_ADAPTER / "adapter_config.json").is_file():
-        raise ConfigError(f"no fine-tuned adapter at {DEFAULT_ADAPTER}: run `sensecf finetune` first "
+    adapter = default_adapter_dir()
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"no fine-tuned adapter at {adapter}: run `sensecf finetune` first "
                           "(or pass --option adapter=PATH)")
-    return DEFAULT_ADAPTER
+    return adapter
 
 
 def _opt(options: dict, key: str, kind, default):
@@ -366,16 +368,5 @@ def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
                         require_tag=_opt(o, "require_tag", bool, False))
 
 
-@register("llm-zero-shot")
-def _llm_zero_shot(context: GeneratorContext) -> LLMGenerator:
-    return llm_from_context(context, "zero-shot")
-
-
-@register("llm-few-shot")
-def _llm_few_shot(context: GeneratorContext) -> LLMGenerator:
-    return llm_from_context(context, "few-shot")
-
-
-@register("llm-fine-tuned")
-def _llm_fine_tuned(context: GeneratorContext) -> LLMGenerator:
-    return llm_from_context(context, "fine-tuned")
+for _mode in MODES:  # llm-zero-shot, llm-few-shot, llm-fine-tuned
+    register(f"llm-{_mode}")(partial(llm_from_context, mode=_mode))
