@@ -13,7 +13,7 @@ import torch
 from sensecf.data.dataset import Dataset
 from sensecf.errors import ConfigError
 from sensecf.finetune.config import FinetuneConfig
-from sensecf.finetune.pairs import NO_NEIGHBOUR, build_pairs, display_values
+from sensecf.finetune.pairs import NO_NEIGHBOUR, build_pairs, display_values, grid_steps
 from sensecf.generators.constraints import changed_features, constraint_violations
 from sensecf.generators.llm.parse import parse_answer
 from sensecf.generators.llm.prompt import build_chat, render_answer
@@ -92,6 +92,45 @@ def test_pairs_use_the_generator_prompt_and_split_by_participant(toy):
     assert stats["pairs"] + sum(stats["skipped"].values()) == stats["factuals_considered"] == len(ds)
 
 
+def test_compact_pairs_with_a_margin(toy):
+    ds, clf, _, _ = toy
+    X = display_values(ds.X, ds.schema)
+    pairs, _ = build_pairs(ds, clf, seed=0, max_pairs=20, val_fraction=0, progress=False, style="compact",
+                           min_proba=0.8)
+    assert len(pairs) >= 10
+    for pair in pairs:
+        factual = X.loc[pair["factual_id"]]
+        assert pair["messages"][:-1] == build_chat(factual, pair["current"], pair["target"], ds.schema,
+                                                   style="compact")
+        answer = pair["messages"][-1]["content"]
+        assert answer.count("\n- ") == len(pair["changed"])  # only the changed features are listed
+        cf = parse_answer(answer, ds.schema, factual, partial=True).row
+        assert clf.predict_proba(cf.to_frame().T)[0, pair["target"]] >= 0.8 and pair["target_proba"] >= 0.8
+        assert constraint_violations(factual, cf, ds.schema) == []
+    with pytest.raises(ConfigError, match="min_proba"):
+        build_pairs(ds, clf, min_proba=0.4, progress=False)
+
+
+def test_grid_pairs_are_single_round_step_changes(toy):
+    ds, clf, _, _ = toy
+    X = display_values(ds.X, ds.schema)
+    steps = grid_steps(X, ds.schema)
+    assert set(steps) == {"x1", "x2", "x3"} and steps["x3"] == 1.0 and steps["x1"] in (0.1, 0.2, 0.5, 1.0)
+    pairs, _ = build_pairs(ds, clf, seed=0, max_pairs=30, val_fraction=0, progress=False, style="compact",
+                           policy="grid")
+    assert pairs.stats["pairs_by_policy"]["grid"] >= 25 and pairs.stats["grid_steps"] == steps
+    for pair in pairs:
+        factual = X.loc[pair["factual_id"]]
+        cf = parse_answer(pair["messages"][-1]["content"], ds.schema, factual, partial=True).row
+        assert clf.predict(cf.to_frame().T)[0] == pair["target"]
+        assert constraint_violations(factual, cf, ds.schema) == []
+        if len(pair["changed"]) == 1 and not ds.schema[pair["changed"][0]].is_categorical:
+            name = pair["changed"][0]
+            multiple = (float(cf[name]) - float(factual[name])) / steps[name]
+            assert abs(multiple - round(multiple)) < 1e-6 and 1 <= abs(round(multiple)) <= 10
+            assert pair["messages"][-1]["content"].splitlines()[1].split(": ")[1][0] in "+-"  # a signed change
+
+
 def test_max_pairs_is_balanced_and_seeded(toy):
     ds, clf, _, _ = toy
     a, _ = build_pairs(ds, clf, seed=3, max_pairs=10, val_fraction=0, progress=False)
@@ -111,6 +150,8 @@ def test_config_defaults_are_table_one(tmp_path):
     assert cfg.target_modules == "all-linear" and cfg.effective(cuda=True) == cfg
     cpu = cfg.effective(cuda=False)
     assert cpu.precision == "bf16" and cpu.max_steps and cpu.threads == 1 and cpu.lora_r == 16
+    assert (cfg.prompt_style, cfg.target_policy) == ("paper", "neighbour")
+    assert (cpu.prompt_style, cpu.target_policy) == ("compact", "grid")
     assert cfg.with_overrides(max_steps=5).effective(cuda=False).max_steps == 5
     user = tmp_path / "ft.yaml"
     user.write_text("learning_rate: 1e-4\ncpu: {max_steps: 7}\n")
@@ -121,7 +162,10 @@ def test_config_defaults_are_table_one(tmp_path):
 
 @pytest.mark.parametrize("text, field", [("lora_r: 0", "lora_r"), ("precision: int8", "precision"),
                                          ("lora_dropout: 2", "lora_dropout"), ("bogus: 1", "bogus"),
-                                         ("cpu: {batch_size: -1}", "batch_size"), ("cpu: {nope: 1}", "nope")])
+                                         ("cpu: {batch_size: -1}", "batch_size"), ("cpu: {nope: 1}", "nope"),
+                                         ("prompt_style: haiku", "prompt_style"),
+                                         ("target_min_proba: 0.3", "target_min_proba"),
+                                         ("cpu: {target_policy: random}", "target_policy")])
 def test_config_errors_name_the_field(tmp_path, text, field):
     path = tmp_path / "bad.yaml"
     path.write_text(text + "\n")

@@ -13,7 +13,7 @@ from sensecf.errors import ConfigError
 from sensecf.generators.base import FAILED, INVALID, VALID, GeneratorContext, build_generator
 from sensecf.generators.llm import generator as gen_mod
 from sensecf.generators.llm.generator import LLMGenerator, llm_narrative
-from sensecf.generators.llm.prompt import render_answer
+from sensecf.generators.llm.prompt import COMPACT_SYSTEM_PROMPT, render_answer
 from sensecf.models.classifiers import train_classifier
 from sensecf.schema import aireadi_stress_schema
 
@@ -172,6 +172,35 @@ def test_few_shot_prompt_has_target_class_examples(setup):
                           repair_rounds=0)
     assert 'Examples of instances labelled "moderate stress":' in seen[0][1]["content"]
     assert "Example 2:" in seen[0][1]["content"] and "Example 3:" not in seen[0][1]["content"]
+
+
+def test_compact_style_reads_changes_and_feeds_back_in_kind(setup):
+    def script(call, i, chat):
+        assert chat[0]["content"] == COMPACT_SYSTEM_PROMPT
+        return ["<new>\n- Awake %: +1.0\n</new>"] if call == 0 else ["<new>\n- Mean steps (steps/min): +120\n</new>"]
+
+    res, backend, facts = run(setup, script, style="compact", repair_rounds=1)
+    assert (res.status == VALID).all() and (res.extra["outcome"] == "repaired").all()
+    assert np.allclose(res.counterfactuals["mean_steps"], facts["mean_steps"] + 120)
+    assert np.allclose(res.counterfactuals["awake_pct"], facts["awake_pct"])  # unlisted: the factual's value
+    assert "only the changes" in backend.calls[1][0][0][-1]["content"]
+    with pytest.raises(ConfigError, match="prompt_style"):
+        LLMGenerator(setup[0], backend, style="verse")
+
+
+def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, monkeypatch, tmp_path):
+    monkeypatch.setattr("sensecf.backends.registry.make_backend", lambda spec, **kw: Scripted(lambda c, i, chat: []))
+    monkeypatch.setattr(gen_mod, "_BACKENDS", {})
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
+                           options={"adapter": str(adapter)})
+    assert build_generator("llm-fine-tuned", ctx).style == "paper"  # no card: the paper's prompt
+    (adapter / "card.json").write_text('{"config": {"prompt_style": "compact"}}')
+    assert build_generator("llm-fine-tuned", ctx).style == "compact"
+    assert build_generator("llm-zero-shot", ctx).style == "paper"
+    ctx.options["prompt_style"] = "paper"
+    assert build_generator("llm-fine-tuned", ctx).style == "paper"  # an explicit option wins
 
 
 def test_factories_cache_backends_and_require_an_adapter(setup, monkeypatch, tmp_path):

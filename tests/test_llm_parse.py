@@ -109,3 +109,23 @@ def test_untagged_answers_only_when_allowed():
         "no <new> block and no feature lines in the answer"
     short = "\n".join(lines(cf(mean_steps=90.0))[:5])
     assert parse_answer(short, SCHEMA, FACTUAL, require_tag=False).reason.startswith("missing feature(s): mean_glucose")
+
+
+def test_compact_answers_list_only_changes_and_parse_back():
+    want = cf(rem_pct=25.0, mean_steps=12.5, hyper_events=0.0, medication="insulin")
+    answer = render_answer(want, SCHEMA, FACTUAL)
+    assert answer == ("<new>\n- REM sleep %: +2.5\n- Mean steps (steps/min): -7.5\n- Hyperglycemic events: -1\n"
+                      "- Medication: insulin\n</new>")
+    got = parse_answer(answer, SCHEMA, FACTUAL, partial=True)
+    assert got.ok and all(f.format_value(got.row[f.name]) == f.format_value(want[f.name]) for f in SCHEMA.features)
+    assert parse_answer(answer, SCHEMA, FACTUAL).reason.startswith("missing feature(s)")  # paper style: all needed
+    absolute = parse_answer("<new>\n- REM sleep %: 30\n- Awake %: −2.5\n</new>", SCHEMA, FACTUAL, partial=True)
+    assert (absolute.row["rem_pct"], absolute.row["awake_pct"]) == (30.0, 10.0)  # unsigned = new value
+    assert parse_answer("<new>\n- Hyperglycemic events: +0.5\n</new>", SCHEMA, FACTUAL, partial=True).reason == \
+        "hyper_events: 0.5 is not a whole number"
+    ran_on = "<new>\n- REM sleep %: +1.0\n- REM sleep %: +2.0\n- REM sleep %: +3.0"
+    assert parse_answer(ran_on, SCHEMA, FACTUAL, partial=True).row["rem_pct"] == 23.5
+    assert parse_answer(ran_on + "\n</new>", SCHEMA, FACTUAL, partial=True).reason == "feature 'rem_pct' given twice"
+    assert parse_answer("<new>\n</new>", SCHEMA, FACTUAL, partial=True).reason == "no feature lines in the <new> block"
+    for same in ("<new>\n- REM sleep %: 22.5\n</new>", "<new>\n- REM sleep %: +0.0\n</new>"):
+        assert parse_answer(same, SCHEMA, FACTUAL, partial=True).reason == "copied the factual unchanged"

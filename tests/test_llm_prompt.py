@@ -2,8 +2,9 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from sensecf.generators.llm.prompt import SYSTEM_PROMPT, build_chat, nearest_examples, render_answer, render_instance
+from sensecf.generators.llm.prompt import COMPACT_SYSTEM_PROMPT, SYSTEM_PROMPT, build_chat, nearest_examples, render_answer, render_instance
 from sensecf.schema import aireadi_stress_schema
 
 SCHEMA = aireadi_stress_schema()
@@ -90,3 +91,17 @@ def test_rules_for_mutable_categoricals_and_integers():
     assert "- pain: chest pain; may change; one of: none, mild" in user
     assert "- visits (per year): visits; may only decrease; at least 0 per year; whole numbers" in user
     assert "Fixed features" not in user and '"class 1" (y = 1)' in user
+
+
+def test_compact_chat_keeps_the_rules_in_a_few_lines():
+    X, _ = table()
+    chat = build_chat(X.iloc[0], 1, 0, SCHEMA, style="compact")
+    assert [m["role"] for m in chat] == ["system", "user"] and chat[0]["content"] == COMPACT_SYSTEM_PROMPT
+    lines = chat[1]["content"].splitlines()
+    assert lines[0] == "Fixed: Age, Gender, Medication, Patient subgroup. Mean steps may only increase."
+    assert lines[1] == 'Instance ("high stress", y = 1):'
+    assert "\n".join(lines[2:-1]) == render_instance(X.iloc[0], SCHEMA)
+    assert lines[-1] == 'Fewest changes to make it "moderate stress" (y = 0).'  # the wanted class comes last
+    assert len(chat[1]["content"]) < len(build_chat(X.iloc[0], 1, 0, SCHEMA)[1]["content"]) / 3
+    with pytest.raises(ValueError, match="prompt style"):
+        build_chat(X.iloc[0], 1, 0, SCHEMA, style="poem")

@@ -1,11 +1,14 @@
-"""What every result file records about how it was made: package versions, and atomic JSON writes."""
+"""What every result file records about how it was made: package versions; JSON-safe values, atomic writes."""
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 from importlib import metadata
 from pathlib import Path
+
+import numpy as np
 
 TRACKED_PACKAGES = ("sensecf", "numpy", "pandas", "scikit-learn", "torch", "transformers", "peft", "trl",
                     "accelerate", "bitsandbytes", "dice-ml", "cfnow", "nicex", "imbalanced-learn")
@@ -20,6 +23,19 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def json_safe(obj):
+    """`obj` with string keys, numpy scalars as Python numbers, floats rounded to 6 digits, NaN/inf as None."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) or math.isinf(obj) else round(float(obj), 6)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def write_json(path: Path, obj) -> None:

@@ -19,6 +19,19 @@ def plain_prompt(chat: Chat) -> str:
     return "\n\n".join(parts) + "\n\nAssistant:"
 
 
+def fit_chat(messages: Chat, tokenizer) -> Chat:
+    """`messages` as the tokenizer's chat template accepts them: templates that reject a system role
+    (e.g. Mistral-Instruct's, used by BioMistral) get the system text prepended to the first user message."""
+    try:
+        tokenizer.apply_chat_template(messages[:2], tokenize=False)
+        return messages
+    except Exception:  # jinja2 raise_exception(...) in the template
+        if messages[0]["role"] != "system" or len(messages) < 2:
+            raise
+    system, user, *rest = messages
+    return [{"role": "user", "content": f"{system['content']}\n\n{user['content']}"}, *rest]
+
+
 class HFBackend:
     """Generates with a local transformers causal LM; batched, left-padded, greedy or seeded sampling."""
 
@@ -65,7 +78,8 @@ class HFBackend:
     def prompt_text(self, chat: Chat) -> str:
         """The chat rendered as the model's prompt (chat template, or plain concatenation for base models)."""
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            return self.tokenizer.apply_chat_template(fit_chat(chat, self.tokenizer), add_generation_prompt=True,
+                                                      tokenize=False)
         return plain_prompt(chat)
 
     def _encode(self, chat: Chat) -> list[int]:

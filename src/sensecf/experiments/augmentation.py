@@ -34,10 +34,10 @@ from scipy import stats
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError
-from ..generators.base import GeneratorContext, available_methods, build_generator
+from ..generators.base import CFResult, GeneratorContext, available_methods, build_generator
 from ..models.classifiers import evaluate, train_classifier
-from ..provenance import package_versions
-from .benchmark import _clean_json, _concat, result_to_csv
+from ..provenance import json_safe, package_versions
+from .benchmark import result_to_csv
 
 METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 ABBREV = {"accuracy": "ACC", "precision": "PRE", "recall": "REC", "f1": "F1", "auc": "AUC"}
@@ -146,7 +146,7 @@ def generate_cfs(method: str, reduced: Dataset, model, target: int, n_max: int, 
         if not parts:  # no factual of the other class: an empty table with the right columns
             pd.DataFrame(columns=["factual_id", *schema.feature_names, "status"]).to_csv(path, index=False)
         else:
-            result_to_csv(_concat(method, parts), path)
+            result_to_csv(CFResult.concat(method, parts), path)
     table = pd.read_csv(path, dtype={c: str for c in schema.categorical} | {"reason": str})
     return table.loc[table["status"] == "valid", schema.feature_names].reset_index(drop=True)
 
@@ -194,7 +194,7 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
     from ..data.split import scarcity_scenario
 
     (out_dir / "aug_cfs").mkdir(parents=True, exist_ok=True)
-    _check_config(out_dir, _clean_json({
+    _check_config(out_dir, json_safe({
         "dataset": train.name, "train_rows": len(train), "test_rows": len(test), "classifier": classifier_kind,
         "fraction": fraction, "max_factuals": max_factuals,
         "generator_options": {k: str(v) for k, v in sorted(options.items())}}))
@@ -206,7 +206,7 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
     baselines: dict[int, dict] = {}
 
     def record(rec: dict) -> None:
-        rec = _clean_json(rec)
+        rec = json_safe(rec)
         cells[(rec["scenario"], rec["seed"], rec["method"], rec["ratio"])] = rec
         with cells_path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
@@ -279,7 +279,7 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
                          "fraction": fraction, "max_factuals": max_factuals, "generator_options": options}
     summary["label_names"] = {str(k): v for k, v in schema.label_names.items()}
     summary["versions"] = package_versions()
-    summary = _clean_json(summary)
+    summary = json_safe(summary)
     (out_dir / "augmentation.json").write_text(json.dumps(summary, indent=2))
     write_table4(summary, out_dir)
     plot_ratio_sweep(summary, out_dir / "fig7_ratio_sweep.png")

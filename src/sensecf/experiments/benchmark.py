@@ -23,7 +23,7 @@ from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..generators.base import CFResult, GeneratorContext, available_methods, build_generator
 from ..metrics import cf_metrics, per_class_metrics
-from ..provenance import package_versions
+from ..provenance import json_safe, package_versions
 
 TABLE_METRICS = ("validity", "distance", "sparsity", "plausibility")
 JSON_METRICS = ("n", "validity", "distance", "sparsity", "plausibility", "immutable_violations",
@@ -86,18 +86,6 @@ def outcome_counts(result: CFResult) -> dict[str, dict]:
     return out
 
 
-def _clean_json(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) or math.isinf(obj) else round(float(obj), 6)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def _fmt(v, key: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -158,21 +146,14 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
                     chunk = factuals.iloc[start:start + batch_size]
                     parts.append(gen.generate(chunk, targets.loc[chunk.index]))
                     progress.advance(task, len(chunk))
-                result = _concat(method, parts)
+                result = CFResult.concat(method, parts)
                 result_to_csv(result, path)
             summary["methods"][method] = {
                 "summary": result.summary(), "outcomes": outcome_counts(result),
                 "overall": cf_metrics(result, train.X, train.y, schema, classifier),
                 "per_class": {str(c): m for c, m in
                               per_class_metrics(result, train.X, train.y, schema, classifier).items()}}
-    summary = _clean_json(summary)
+    summary = json_safe(summary)
     (out_dir / "benchmark.json").write_text(json.dumps(summary, indent=2))
     write_tables(summary, out_dir)
     return summary
-
-
-def _concat(method: str, parts: list[CFResult]) -> CFResult:
-    cat = lambda attr: pd.concat([getattr(p, attr) for p in parts])  # noqa: E731
-    extra = [p.extra for p in parts if not p.extra.empty]
-    return CFResult(method, cat("factuals"), cat("target"), cat("counterfactuals"), cat("status"), cat("reason"),
-                    cat("target_proba"), cat("seconds"), pd.concat(extra) if extra else pd.DataFrame())

@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from ..generators.llm.prompt import STYLES
+from .pairs import POLICIES
 
 PRECISIONS = ("fp16", "bf16", "fp32")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -39,6 +41,9 @@ class FinetuneConfig:
     max_pairs: int | None = None
     val_fraction: float = 0.1
     max_eval_pairs: int | None = 64
+    prompt_style: str = "paper"
+    target_min_proba: float = 0.5
+    target_policy: str = "neighbour"
     cpu: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -79,6 +84,13 @@ class FinetuneConfig:
                 bad(name, "must be a positive number")
         if self.precision not in PRECISIONS:
             bad("precision", f"must be one of {', '.join(PRECISIONS)}")
+        if self.prompt_style not in STYLES:
+            bad("prompt_style", f"must be one of {', '.join(STYLES)}")
+        if self.target_policy not in POLICIES:
+            bad("target_policy", f"must be one of {', '.join(POLICIES)}")
+        v = self.target_min_proba
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.5 <= v < 1:
+            bad("target_min_proba", "must be a number in [0.5, 1)")
         if self.lr_scheduler not in SCHEDULERS:
             bad("lr_scheduler", f"must be one of {', '.join(SCHEDULERS)}")
         if not isinstance(self.gradient_checkpointing, bool):

@@ -1,23 +1,34 @@
 """Supervised fine-tuning pairs: (the generator's prompt for a training factual, a target counterfactual).
 
-How a target counterfactual is chosen for a factual x of the training split (never the test split):
+How a target counterfactual is chosen for a factual x of the training split (never the test split). Every
+numeric value is first rounded as the prompt shows it (FeatureSpec.format_value), so the answer text, once
+parsed back, is exactly the row that was checked; current = the classifier's prediction, target = the other
+class; a CF must reach p(target) >= `min_proba` (0.5 = just flip; higher asks for a margin).
 
-1. Work in *display space*: every numeric value is rounded as the prompt shows it (FeatureSpec.format_value),
-   so the answer text, once parsed back, is exactly the row that was checked below.
-2. current = the classifier's prediction for x, target = the other class.
-3. Candidates = training rows with x's immutable values that the classifier predicts as the target class,
-   ordered by the paper's distance (L2 of min-max-normalised numeric differences + categorical Hamming).
-   Each candidate is projected onto x's constraints (generators/constraints.project_to_constraints: immutables
-   kept, forbidden directions undone, clinical bounds), so every CF value comes from a real row (plausible).
-4. For each of the `neighbours` nearest candidates, the smallest subset of its feature changes that still
-   flips the classifier is found: exhaustively over all subsets (by size, then distance) when it changes at
-   most `exhaustive_up_to` features, else greedily (add the change that most raises the target probability
-   until it flips, then drop every change whose removal keeps the flip). Either way no single changed feature
-   can be reverted with the prediction staying at the target (minimal).
-5. The CF with the fewest changes (then the smallest distance) over these neighbours is kept; it is checked
-   once more for validity and constraint violations.
+Policy "neighbour" (the paper-style default):
+1. Candidates = training rows with x's immutable values and p(target) >= `min_proba`, ordered by the paper's
+   distance (L2 of min-max-normalised numeric differences + categorical Hamming). Each is projected onto x's
+   constraints (generators/constraints.project_to_constraints: immutables kept, forbidden directions undone,
+   clinical bounds), so every CF value comes from a real row (plausible).
+2. For each of the `neighbours` nearest candidates, the smallest subset of its feature changes that still
+   reaches the target is found: exhaustively over all subsets (by size, then distance) when it changes at most
+   `exhaustive_up_to` features, else greedily (add the change that most raises the target probability until it
+   flips, then drop every change whose removal keeps the flip). No single changed feature can be reverted with
+   the prediction staying at the target (minimal).
+3. The CF with the fewest changes (then the smallest distance) over these neighbours is kept.
+
+Policy "grid" (the CPU default, for small models): single changes on a grid — each mutable numeric feature
+moved by 1-10 whole multiples of a round step (1, 2 or 5 x 10^k, about 1/10 of its 1-99 % training range;
+allowed direction; within bounds), each other level of a mutable categorical. Features are ranked per target
+class by how many training factuals (a seeded sample of 200) one of their grid changes moves to that class;
+the CF is the smallest grid change of the highest-ranked feature that reaches the target, and x's
+nearest-neighbour CF (above) when no single change does. The answers then come from a small vocabulary of
+edits ("REM sleep %: +4.0") whose feature is predictable from the wanted class and whose size depends on
+the instance: measured, 120 CPU steps teach SmolLM2-135M this, not the per-instance choice among features.
 
 Factuals for which no candidate yields a valid CF are skipped and counted in `stats["skipped"]` by reason.
+The pair is rendered in the requested prompt style (generators/llm/prompt.py): the whole instance ("paper")
+or only the changed features ("compact").
 Pairs are split into train/validation by participant (the schema's group column) when there is one.
 """
 
@@ -38,6 +49,8 @@ from ..schema import Schema
 
 NO_NEIGHBOUR = "no training row of the target class shares the immutable values"
 NO_VALID = "no constrained neighbour change reaches the target class"
+POLICIES = ("neighbour", "grid")
+GRID_MULTIPLES, GRID_DIVISIONS = 10, 10
 
 
 class PairList(list):
@@ -87,7 +100,7 @@ def _subset_masks(changed: list[str]) -> np.ndarray:
                      for combo in combinations(changed, k)], dtype=bool)
 
 
-def _greedy(factual, source, changed, classifier, target) -> pd.Series | None:
+def _greedy(factual, source, changed, classifier, target, min_proba) -> pd.Series | None:
     """Forward selection of changes by target probability until the flip, then backward pruning."""
     chosen: list[str] = []
     remaining = list(changed)
@@ -96,22 +109,25 @@ def _greedy(factual, source, changed, classifier, target) -> pd.Series | None:
         proba = classifier.predict_proba(_apply(factual, source, masks, changed))
         best = int(np.argmax(proba[:, target]))
         chosen.append(remaining.pop(best))
-        if proba[best].argmax() == target:
+        if proba[best].argmax() == target and proba[best, target] >= min_proba:
             break
     else:
         return None
     for name in list(chosen):  # drop every change the flip does not need
         trial = [c for c in chosen if c != name]
-        if trial and classifier.predict(_apply(factual, source, np.array([[f in trial for f in changed]]),
-                                               changed))[0] == target:
+        if not trial:
+            continue
+        p = classifier.predict_proba(_apply(factual, source, np.array([[f in trial for f in changed]]), changed))[0]
+        if p.argmax() == target and p[target] >= min_proba:
             chosen = trial
     return _apply(factual, source, np.array([[f in chosen for f in changed]]), changed).iloc[0]
 
 
 def target_counterfactual(factual: pd.Series, target: int, candidates: pd.DataFrame, classifier, schema: Schema,
-                          distance: _Distance, neighbours: int = 3, exhaustive_up_to: int = 10
-                          ) -> pd.Series | None:
-    """The minimal valid CF of `factual` built from its nearest target-class `candidates` (display space)."""
+                          distance: _Distance, neighbours: int = 3, exhaustive_up_to: int = 10,
+                          min_proba: float = 0.5) -> pd.Series | None:
+    """The minimal CF of `factual` reaching p(target) >= `min_proba`, built from its nearest target-class
+    `candidates` (display space)."""
     if candidates.empty:
         return None
     sources = []
@@ -125,18 +141,90 @@ def target_counterfactual(factual: pd.Series, target: int, candidates: pd.DataFr
         if len(changed) <= exhaustive_up_to:
             rows.append(_apply(factual, source, _subset_masks(changed), changed))
         else:
-            cf = _greedy(factual, source, changed, classifier, target)
+            cf = _greedy(factual, source, changed, classifier, target, min_proba)
             if cf is not None:
                 rows.append(cf.to_frame().T)
     if not rows:
         return None
     rows = pd.concat(rows, ignore_index=True)
-    rows = rows[classifier.predict(rows) == target]
+    proba = classifier.predict_proba(rows)
+    rows = rows[(proba.argmax(axis=1) == target) & (proba[:, target] >= min_proba)]
     if rows.empty:
         return None
     n_changed = [len(changed_features(factual, r, schema)) for _, r in rows.iterrows()]
     best = np.lexsort((distance(factual, rows), n_changed))[0]
     return rows.iloc[best].rename(factual.name)
+
+
+def grid_steps(X: pd.DataFrame, schema: Schema, divisions: int = GRID_DIVISIONS) -> dict[str, float]:
+    """Per mutable numeric feature: a round step (1, 2 or 5 x 10^k) of about 1/`divisions` of its 1-99 % range
+    in X, at least one displayed digit (1 for integers)."""
+    steps = {}
+    for f in schema.features:
+        if f.immutable or f.is_categorical:
+            continue
+        lo, hi = np.nanquantile(X[f.name].astype(float), [0.01, 0.99])
+        smallest = 1.0 if f.kind == "integer" else 10.0 ** -f.precision
+        raw = max((hi - lo) / divisions, smallest)
+        power = 10.0 ** np.floor(np.log10(raw))
+        steps[f.name] = float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw - 1e-12))
+    return steps
+
+
+def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], widths: dict[str, float],
+                multiples: int = GRID_MULTIPLES) -> tuple[list[pd.Series], list[str], list[float]]:
+    """Every single change on the grid: (rows, changed feature, range-normalised size)."""
+    rows, names, sizes = [], [], []
+    for f in schema.features:
+        if f.immutable:
+            continue
+        if f.is_categorical:
+            moves = [(lv, 1.0) for lv in f.levels if lv != str(factual[f.name])]
+        else:
+            lo, hi = f.bounds
+            signs = {"increase": (1,), "decrease": (-1,)}.get(f.direction, (1, -1))
+            moves = [(float(f.format_value(float(factual[f.name]) + s * k * steps[f.name])),
+                      k * steps[f.name] / widths[f.name]) for s in signs for k in range(1, multiples + 1)]
+            moves = [(v, size) for v, size in moves if (lo is None or v >= lo) and (hi is None or v <= hi)]
+        for value, size in moves:
+            row = factual.copy()
+            row[f.name] = value
+            rows.append(row)
+            names.append(f.name)
+            sizes.append(size)
+    return rows, names, sizes
+
+
+def reliable_features(X: pd.DataFrame, current: pd.Series, classifier, schema: Schema, steps: dict[str, float],
+                      widths: dict[str, float], target: int, sample: int = 200, seed: int = 0) -> list[str]:
+    """Mutable features ordered by how many factuals of the other class one of their grid changes moves to
+    `target` (most first)."""
+    pool = X[current != target]
+    pool = pool.sample(min(sample, len(pool)), random_state=seed)
+    hits: dict[str, int] = {}
+    for _, factual in pool.iterrows():
+        rows, names, _ = _grid_moves(factual, schema, steps, widths)
+        if rows:
+            flipped = classifier.predict_proba(pd.DataFrame(rows))[:, target] >= 0.5
+            for name in {n for n, ok in zip(names, flipped) if ok}:
+                hits[name] = hits.get(name, 0) + 1
+    mutable = [f.name for f in schema.features if not f.immutable]
+    return sorted(mutable, key=lambda n: -hits.get(n, 0))
+
+
+def grid_counterfactual(factual: pd.Series, target: int, classifier, schema: Schema, steps: dict[str, float],
+                        widths: dict[str, float], order: list[str], min_proba: float = 0.5) -> pd.Series | None:
+    """The smallest grid change (module docstring, policy "grid") reaching p(target) >= `min_proba` of the first
+    feature in `order` that has one, or None."""
+    rows, names, sizes = _grid_moves(factual, schema, steps, widths)
+    if not rows:
+        return None
+    proba = classifier.predict_proba(pd.DataFrame(rows))[:, target]
+    ok = np.flatnonzero(proba >= min_proba)
+    if ok.size == 0:
+        return None
+    rank = {n: i for i, n in enumerate(order)}
+    return rows[min(ok, key=lambda i: (rank.get(names[i], len(rank)), sizes[i]))]  # first of ties
 
 
 def _split(pairs: list[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -153,7 +241,8 @@ def _split(pairs: list[dict], val_fraction: float, seed: int) -> tuple[list[dict
 
 
 def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: int = 0, max_pairs: int | None = None,
-                val_fraction: float = 0.1, neighbours: int = 3, progress: bool = True) -> tuple[PairList, PairList]:
+                val_fraction: float = 0.1, neighbours: int = 3, progress: bool = True, style: str = "paper",
+                min_proba: float = 0.5, policy: str = "neighbour") -> tuple[PairList, PairList]:
     """SFT pairs from the training split: {"messages": system+user+assistant, "factual_id", "current", "target",
     "changed", "target_proba", "group"}; returns (train_pairs, val_pairs), both carrying the same `stats`.
 
@@ -163,6 +252,10 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     schema = schema or train.schema
     if max_pairs is not None and max_pairs < 1:
         raise ConfigError(f"max_pairs must be positive, got {max_pairs}")
+    if policy not in POLICIES:
+        raise ConfigError(f"target policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if not 0.5 <= min_proba < 1:
+        raise ConfigError(f"min_proba (target probability of a pair's CF) must be in [0.5, 1), got {min_proba}")
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if sorted(schema.label_names) != [0, 1]:
@@ -171,7 +264,9 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     if len(train) == 0:
         raise DataError("the training split is empty; no fine-tuning pairs can be built")
     X = display_values(train.X, schema)
-    current = pd.Series(classifier.predict(X), index=X.index).astype(int)
+    proba = classifier.predict_proba(X)
+    current = pd.Series(proba.argmax(axis=1), index=X.index).astype(int)
+    confident = pd.DataFrame(proba >= min_proba, index=X.index)  # column t: may serve as a target-t neighbour
     groups = train.groups
     imm = schema.immutable
     key = X[imm].astype(str).agg("|".join, axis=1) if imm else pd.Series("", index=X.index)
@@ -181,9 +276,14 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     rank = current.loc[order].groupby(current.loc[order]).cumcount()
     order = rank.sort_values(kind="stable").index  # alternate the two classes, seeded within each
     distance = _Distance(X, schema)
-    pool = {(k, c): X.loc[(key == k) & (current == c)] for k, c in set(zip(key, current))}
+    pool = {(k, c): X.loc[(key == k) & (current == c) & confident[c]] for k, c in set(zip(key, current))}
+    steps = grid_steps(X, schema) if policy == "grid" else {}
+    widths = {c: max(float(X[c].max() - X[c].min()), 1e-12) for c in steps}
+    orders = {t: reliable_features(X, current, classifier, schema, steps, widths, t, seed=seed)
+              for t in (0, 1)} if policy == "grid" else {}
 
     pairs: list[dict] = []
+    by_policy = dict.fromkeys(POLICIES, 0)
     skipped = {NO_NEIGHBOUR: 0, NO_VALID: 0}
     considered = 0
     with Progress(disable=not progress, transient=True) as bar:
@@ -194,23 +294,32 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
             considered += 1
             factual, cur = X.loc[idx], int(current[idx])
             target = 1 - cur
-            candidates = pool.get((key[idx], target), X.iloc[:0])
-            if candidates.empty:
-                skipped[NO_NEIGHBOUR] += 1
-                continue
-            cf = target_counterfactual(factual, target, candidates, classifier, schema, distance, neighbours)
-            proba = None if cf is None else float(classifier.predict_proba(cf.to_frame().T)[0, target])
-            if cf is None or proba < 0.5 or constraint_violations(factual, cf, schema):
+            cf = grid_counterfactual(factual, target, classifier, schema, steps, widths, orders[target],
+                                     min_proba) if policy == "grid" else None
+            used = "grid"
+            if cf is None:
+                used = "neighbour"
+                candidates = pool.get((key[idx], target), X.iloc[:0])
+                if candidates.empty:
+                    skipped[NO_NEIGHBOUR] += 1
+                    continue
+                cf = target_counterfactual(factual, target, candidates, classifier, schema, distance, neighbours,
+                                           min_proba=min_proba)
+            p_target = None if cf is None else float(classifier.predict_proba(cf.to_frame().T)[0, target])
+            if cf is None or p_target < min_proba or constraint_violations(factual, cf, schema):
                 skipped[NO_VALID] += 1
                 continue
-            messages = build_chat(factual, cur, target, schema) + [
-                {"role": "assistant", "content": render_answer(cf, schema)}]
+            by_policy[used] += 1
+            answer = render_answer(cf, schema, factual if style == "compact" else None)
+            messages = build_chat(factual, cur, target, schema, style=style) + [
+                {"role": "assistant", "content": answer}]
             pairs.append({"messages": messages, "factual_id": idx.item() if hasattr(idx, "item") else idx,
                           "current": cur, "target": target, "changed": changed_features(factual, cf, schema),
-                          "target_proba": round(proba, 4),
+                          "target_proba": round(p_target, 4),
                           "group": None if groups is None else str(groups[idx])})
             bar.update(task, completed=len(pairs) if max_pairs else considered)
-    stats = {"factuals_considered": considered, "pairs": len(pairs), "skipped": skipped,
+    stats = {"factuals_considered": considered, "pairs": len(pairs), "skipped": skipped, "policy": policy,
+             "pairs_by_policy": by_policy, **({"grid_steps": steps, "grid_order": orders} if steps else {}),
              "pairs_by_target": {t: sum(p["target"] == t for p in pairs) for t in (0, 1)}}
     tr, va = _split(pairs, val_fraction, seed)
     stats.update(train_pairs=len(tr), val_pairs=len(va))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..backends.hf import fit_chat, plain_prompt
 from ..data.dataset import Dataset
 from ..paths import default_adapter_dir
 from ..provenance import package_versions, write_json
@@ -94,19 +95,6 @@ def _load_model(path: Path, cfg: FinetuneConfig, quantize: str | None, cuda: boo
     return model
 
 
-def fit_chat(messages: list[dict], tokenizer) -> list[dict]:
-    """`messages` as the tokenizer's chat template accepts them: templates that reject a system role
-    (e.g. Mistral-Instruct's, used by BioMistral) get the system text prepended to the first user message."""
-    try:
-        tokenizer.apply_chat_template(messages[:2], tokenize=False)
-        return messages
-    except Exception:  # jinja2 raise_exception(...) in the template
-        if messages[0]["role"] != "system":
-            raise
-    system, user, *rest = messages
-    return [{"role": "user", "content": f"{system['content']}\n\n{user['content']}"}, *rest]
-
-
 def _reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS counter (Linux VmHWM) so the card measures training, not data loading."""
     try:
@@ -130,8 +118,6 @@ def _records(pairs: list[dict], tokenizer) -> list[dict]:
     """Prompt-completion records (loss on the completion only): conversational for chat models, plain text
     (sensecf.backends.hf.plain_prompt, as the HF backend prompts base models) without a chat template."""
     if not tokenizer.chat_template:
-        from ..backends.hf import plain_prompt
-
         return [{"prompt": plain_prompt(p["messages"][:-1]), "completion": " " + p["messages"][-1]["content"]}
                 for p in pairs]
     fitted = [fit_chat(p["messages"], tokenizer) for p in pairs]
@@ -201,7 +187,8 @@ def finetune(train: Dataset, classifier, base: str | Path = "embedded", config: 
         threads = configure_torch_threads(cfg.threads)
 
     train_pairs, val_pairs = build_pairs(train, classifier, train.schema, seed=seed, max_pairs=cfg.max_pairs,
-                                         val_fraction=cfg.val_fraction, progress=progress)
+                                         val_fraction=cfg.val_fraction, progress=progress, style=cfg.prompt_style,
+                                         min_proba=cfg.target_min_proba, policy=cfg.target_policy)
     if not train_pairs:
         raise DataError(f"no fine-tuning pairs could be built from {train.name!r} "
                         f"(skipped: {train_pairs.stats['skipped']})")

@@ -51,6 +51,14 @@ class CFResult:
     def valid_mask(self) -> pd.Series:
         return self.status == VALID
 
+    @classmethod
+    def concat(cls, method: str, parts: list["CFResult"]) -> "CFResult":
+        """One result from the results of consecutive chunks of factuals."""
+        cat = lambda attr: pd.concat([getattr(p, attr) for p in parts])  # noqa: E731
+        extra = [p.extra for p in parts if not p.extra.empty]
+        return cls(method, cat("factuals"), cat("target"), cat("counterfactuals"), cat("status"), cat("reason"),
+                   cat("target_proba"), cat("seconds"), pd.concat(extra) if extra else pd.DataFrame())
+
     def summary(self) -> dict:
         counts = self.status.value_counts().to_dict()
         return {"method": self.method, "n": int(len(self.status)),

@@ -9,7 +9,7 @@ Heart rate, SpO2, respiration and calories are not simulated (their manifest cel
 
 from __future__ import annotations
 
-import json
+import orjson
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +20,6 @@ from scipy.signal import lfilter
 from ...errors import ConfigError
 from .reader import MODALITIES, _console
 
-try:  # optional fast JSON encoder; stdlib json otherwise
-    from orjson import dumps as _orjson_dumps
-
-    def _json_bytes(doc) -> bytes:
-        return _orjson_dumps(doc)
-except ImportError:
-    def _json_bytes(doc) -> bytes:
-        return json.dumps(doc, separators=(",", ":")).encode()
 
 VERSIONS = ("v1", "v2", "v3")
 GROUPS = ["healthy", "pre_diabetes_lifestyle_controlled",
@@ -76,7 +68,7 @@ def _relpath(pid: str, modality: str) -> str:
 def _write_json(root: Path, rel: str, doc: dict) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_json_bytes(doc))
+    path.write_bytes(orjson.dumps(doc))
 
 
 def _sleep_epochs(bed: pd.Timestamp, minutes: float, pct: dict[str, float]) -> tuple[list[str], pd.DatetimeIndex,

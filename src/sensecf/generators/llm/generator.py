@@ -8,10 +8,15 @@ prompt stays short for small models.
 
 By default an answer without <new> tags is still read (parse_answer(require_tag=False)); such rows are marked
 in the `untagged` extra column, and option require_tag=true makes the tags mandatory.
+
+The prompt style (prompt.py: "paper" = Fig. 4 prompt and whole-instance answer, "compact" = short prompt and
+changes-only answer) is option prompt_style; llm-fine-tuned defaults to the style its adapter was trained
+with (recorded in the adapter's card.json), the others to "paper".
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -30,7 +35,7 @@ from ...schema import Schema
 from ..base import FAILED, INVALID, VALID, CFResult, GeneratorContext, as_target_series, register
 from ..constraints import constraint_violations
 from .parse import ParseResult, parse_answer
-from .prompt import build_chat, nearest_examples, normalised_distance
+from .prompt import STYLES, build_chat, nearest_examples, normalised_distance
 
 MODES = ("zero-shot", "few-shot", "fine-tuned")
 FIRST_TRY, REPAIRED, GIVEN_UP, SKIPPED = "first_try", "repaired", "given_up", "skipped"
@@ -77,20 +82,25 @@ class LLMGenerator:
 
     def __init__(self, context: GeneratorContext, backend: TextBackend, mode: str = "zero-shot", k: int = 3,
                  repair_rounds: int = 2, candidates: int = 1, temperature: float = 0.0, batch_size: int = 8,
-                 max_new_tokens: int | None = None, require_tag: bool = False, progress: bool = True):
+                 max_new_tokens: int | None = None, require_tag: bool = False, progress: bool = True,
+                 style: str = "paper"):
         if mode not in MODES:
             raise ConfigError(f"LLM mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if style not in STYLES:
+            raise ConfigError(f"option prompt_style must be one of {', '.join(STYLES)}, got {style!r}")
         if k < 1 or repair_rounds < 0 or candidates < 1 or batch_size < 1:
             raise ConfigError(f"need k >= 1, repair_rounds >= 0, candidates >= 1, batch_size >= 1 (got k={k}, "
                               f"repair_rounds={repair_rounds}, candidates={candidates}, batch_size={batch_size})")
         if candidates > 1 and temperature <= 0:
             raise ConfigError(f"candidates={candidates} needs sampling: set temperature > 0 (e.g. 0.7)")
         self.ctx, self.schema, self.clf, self.backend = context, context.schema, context.classifier, backend
-        self.mode, self.k, self.repair_rounds = mode, k, repair_rounds
+        self.mode, self.k, self.repair_rounds, self.style = mode, k, repair_rounds, style
         self.candidates, self.temperature, self.batch_size = candidates, temperature, batch_size
         self.name = f"llm-{mode}"
         # Each answer line is ~10 tokens; the tags and slack add a few dozen.
-        self.max_new_tokens = int(max_new_tokens or 32 + 14 * len(self.schema.features))
+        # A compact (changes-only) answer rarely lists more than a few features.
+        lines = len(self.schema.features) if style == "paper" else min(len(self.schema.features), 6)
+        self.max_new_tokens = int(max_new_tokens or 32 + 14 * lines)
         self.require_tag, self.progress = require_tag, progress
         self.X_train = self._clean(context.X_train)
         self.y_train = pd.Series(np.asarray(context.y_train).astype(int), index=self.X_train.index)
@@ -108,7 +118,7 @@ class LLMGenerator:
         examples = None
         if self.mode == "few-shot":
             examples = nearest_examples(factual, self.X_train, self.y_train, target, self.schema, self.k)
-        return build_chat(factual, current, target, self.schema, examples)
+        return build_chat(factual, current, target, self.schema, examples, style=self.style)
 
     def _label(self, y: int) -> str:
         return self.schema.label_names.get(int(y), f"class {int(y)}")
@@ -119,6 +129,8 @@ class LLMGenerator:
         mutable = [f.label for f in self.schema.features if not f.immutable]
         keep = f" Keep {', '.join(fixed)} fixed." if fixed else ""
         fmt = (f" Answer again with all {len(self.schema.features)} features, one \"- Feature: value\" line each, "
+               "between <new> and </new>." if self.style == "paper" else
+               " Answer again with only the changes, one \"- Feature: +change\" or \"- Feature: -change\" line each, "
                "between <new> and </new>.")
         tgt = self._label(row.target)
         if not cand.parsed.ok:
@@ -155,7 +167,8 @@ class LLMGenerator:
             if row.cf is None:  # an earlier invalid CF keeps its own reason
                 row.reason = f"backend error: {str(out).splitlines()[0] if str(out) else type(out).__name__}"[:300]
             return  # retried next round with the same chat
-        cands = [_Candidate(t, parse_answer(t, self.schema, row.factual, self.require_tag)) for t in out]
+        cands = [_Candidate(t, parse_answer(t, self.schema, row.factual, self.require_tag,
+                                                   partial=self.style == "compact")) for t in out]
         row.parse_failures += sum(not c.parsed.ok for c in cands)
         self._verify(row, cands)
         valid = [c for c in cands if c.valid]
@@ -333,6 +346,14 @@ def default_adapter() -> Path:
     return adapter
 
 
+def adapter_prompt_style(adapter: str | Path) -> str:
+    """The prompt style an adapter was trained with (its card.json config), "paper" when it has no card."""
+    card = Path(adapter) / "card.json"
+    if not card.is_file():
+        return "paper"
+    return json.loads(card.read_text()).get("config", {}).get("prompt_style", "paper")
+
+
 def _opt(options: dict, key: str, kind, default):
     value = options.get(key, default)
     if value is None:
@@ -356,6 +377,7 @@ def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
     # a model served behind an OpenAI-compatible endpoint (e.g. vLLM --enable-lora) carries its adapter already
     if mode == "fine-tuned" and not adapter and not spec.startswith("openai:"):
         adapter = default_adapter()
+    style = o.get("prompt_style") or (adapter_prompt_style(adapter) if mode == "fine-tuned" and adapter else "paper")
     candidates = _opt(o, "candidates", int, 1)
     batch_size = _opt(o, "batch_size", int, 8)
     backend = cached_backend(spec, base_url=o.get("base_url"), adapter=adapter,
@@ -365,7 +387,7 @@ def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
                         repair_rounds=_opt(o, "repair_rounds", int, 2), candidates=candidates,
                         temperature=_opt(o, "temperature", float, 0.7 if candidates > 1 else 0.0),
                         batch_size=batch_size, max_new_tokens=_opt(o, "max_new_tokens", int, None),
-                        require_tag=_opt(o, "require_tag", bool, False))
+                        require_tag=_opt(o, "require_tag", bool, False), style=str(style))
 
 
 for _mode in MODES:  # llm-zero-shot, llm-few-shot, llm-fine-tuned

@@ -7,6 +7,9 @@ parentheses, units/commas/% around numbers, categorical levels in any case or sp
 Rejected with a precise reason: no block, a line that is not "Feature: value", unknown or duplicate features,
 missing features, values that are not a (single) number, non-integers for integer features, unknown levels,
 and an answer identical to the factual (compared as formatted in the prompt).
+With partial=True (the "compact" prompt style) the block lists only the changed features: a signed number
+("+2.0", "-1.5") is a change from the factual's value, an unsigned one the new value; the features not listed
+keep the factual's values, and in an unclosed block a repeated feature ends the list instead of failing it.
 Words after a number ("120 steps per minute") are allowed; a second number is not.
 """
 
@@ -26,6 +29,7 @@ _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*•·]+|\d+[.)])\s*")
 _PREFIX = re.compile(r"^(?:modified|new|changed|updated|counterfactual)\b[\s:_-]*", re.I)
 _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_SIGNED = re.compile(r"^\s*[-+−]\s*\d")
 _NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+−]?\.\d+")
 
 
@@ -106,8 +110,11 @@ def parse_value(value: str, f: FeatureSpec) -> tuple[object, str]:
     return v, ""
 
 
-def parse_answer(text: str, schema: Schema, factual: pd.Series, require_tag: bool = True) -> ParseResult:
+def parse_answer(text: str, schema: Schema, factual: pd.Series, require_tag: bool = True,
+                 partial: bool = False) -> ParseResult:
     """Parse a model answer into a CF row for `factual`; every failure names its cause.
+
+    partial=True reads a changes-only answer (features not listed keep the factual's values).
 
     require_tag=False also reads an answer without <new> (small models often drop the tags): the list then
     starts at the first line naming a feature and ends once every feature is given; the result has tagged=False.
@@ -139,11 +146,19 @@ def parse_answer(text: str, schema: Schema, factual: pd.Series, require_tag: boo
         if col is None:
             return ParseResult(None, f"unknown feature {name.strip()[:60]!r}", tagged)
         if col in values:
+            if partial and not closed:
+                break  # an unclosed changes-only list that starts repeating itself has ended
             return ParseResult(None, f"feature {col!r} given twice", tagged)
-        v, problem = parse_value(value, schema[col])
+        f = schema[col]
+        relative = partial and not f.is_categorical and _SIGNED.match(value.strip().strip("*_`\"'"))
+        v, problem = parse_value(value, f)
         if problem:
             return ParseResult(None, problem, tagged)
-        values[col] = v
+        values[col] = float(factual[col]) + v if relative else v
+    if partial:
+        if not values:
+            return ParseResult(None, "no feature lines in the <new> block", tagged)
+        values = {c: values.get(c, factual[c]) for c in schema.feature_names}
     missing = [c for c in schema.feature_names if c not in values]
     if missing:
         return ParseResult(None, f"missing feature(s): {', '.join(missing)}", tagged)
