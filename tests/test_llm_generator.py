@@ -195,12 +195,15 @@ def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, monkeypatch,
     adapter.mkdir()
     ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
                            options={"adapter": str(adapter)})
-    assert build_generator("llm-fine-tuned", ctx).style == "paper"  # no card: the paper's prompt
+    plain = build_generator("llm-fine-tuned", ctx)
+    assert (plain.style, plain.candidates, plain.temperature) == ("paper", 1, 0.0)  # no card: the paper's prompt
     (adapter / "card.json").write_text('{"config": {"prompt_style": "compact"}}')
-    assert build_generator("llm-fine-tuned", ctx).style == "compact"
+    compact = build_generator("llm-fine-tuned", ctx)
+    assert (compact.style, compact.candidates, compact.temperature) == ("compact", 4, 0.7)  # short answers: 4 drawn
     assert build_generator("llm-zero-shot", ctx).style == "paper"
-    ctx.options["prompt_style"] = "paper"
-    assert build_generator("llm-fine-tuned", ctx).style == "paper"  # an explicit option wins
+    ctx.options.update(prompt_style="paper", candidates=1)
+    explicit = build_generator("llm-fine-tuned", ctx)
+    assert (explicit.style, explicit.candidates) == ("paper", 1)  # explicit options win
 
 
 def test_factories_cache_backends_and_require_an_adapter(setup, monkeypatch, tmp_path):

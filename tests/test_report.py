@@ -71,6 +71,11 @@ def run_dir(tmp_path_factory):
     (d / "classifiers.json").write_text(json.dumps({"main": "lr", "test_metrics": {
         "lr": {"accuracy": 0.9, "precision": 0.8, "recall": 0.85, "f1": 0.82, "auc": 0.93}}}))
     _png(d / "fig1_classifier_curve.png", "fig1")
+    (d / "finetune.json").write_text(json.dumps({"adapter": "/cache/adapters/default", "card": {
+        "base_model": "embedded:smollm2", "steps": 120, "wall_seconds": 400.5, "seconds_per_step": 3.3,
+        "config": {"prompt_style": "compact", "target_policy": "grid", "lora_r": 16, "batch_size": 2},
+        "pairs": {"train_pairs": 360, "val_pairs_used": 8, "skipped": {"no neighbour": 2}},
+        "train_loss_first": 0.44, "train_loss_last": 0.1}}))
     cfs = pd.read_csv(d / "cfs" / "nice-sparsity.csv", dtype={"g": str})
     row = cfs[cfs["status"] == "valid"].iloc[0]
     view = intervention_view(test.X.loc[row["factual_id"]], row, clf, ds.schema)
@@ -107,6 +112,7 @@ def test_full_report_has_every_section_and_is_self_contained(run_dir):
     assert "Medication &lt;derived&gt; from study_group" in html  # escaped
     assert "0.750 ± " in html  # Table IV F1 mean ± CI
     assert "Glucose A" in html and "Condition: the model predicts" in html
+    assert "compact / grid" in html and "120 × 2 ×" in html and "0.440 → 0.100" in html  # the adapter card
     for name in ("fig6_radar.png", "fig8_latent_space.png", "fig6_change_frequency.csv", "fig7_ratio_sweep.png"):
         assert (run_dir / name).exists(), name
 
@@ -118,8 +124,9 @@ def test_partial_run_dir_renders_not_run_notes(tmp_path, run_dir):
     for h in HEADINGS:
         assert f"<h2>{h}</h2>" in html, h
     notes = _notrun(html)
-    assert len(notes) == 6, notes
+    assert len(notes) == 7, notes
     assert any("benchmark" in n for n in notes) and any("intervention.json" in n for n in notes)
+    assert any("finetune.json is absent" in n for n in notes)
 
 
 def test_empty_and_damaged_run_dirs(tmp_path, run_dir):

@@ -171,7 +171,8 @@ class Study:
             # training (the adapter's card records both)
             path = finetune(self.train, self.classifier, base="embedded", config=config, out_dir=None,
                             seed=self.cfg.seed)
-            write_json(self.out / "finetune.json", {"adapter": str(path)})
+            write_json(self.out / "finetune.json", {"adapter": str(path),
+                                                    "card": json.loads((path / "card.json").read_text())})
         self._step("fine-tune embedded model (LoRA)", "finetune.json", run)
         self.adapter = json.loads((self.out / "finetune.json").read_text())["adapter"]
 

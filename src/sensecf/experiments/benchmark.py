@@ -116,7 +116,7 @@ def write_tables(summary: dict, out_dir: Path) -> None:
 
 def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str], n_per_class: int = 50,
                   seed: int = 0, out_dir: Path | str = Path("results/benchmark"), options: dict | None = None,
-                  batch_size: int = 5) -> dict:
+                  batch_size: int = 10) -> dict:
     """Run every method on the same sampled test factuals; write CSVs as methods finish and the tables at the
     end; methods whose CSV already exists are read back instead of rerun. Returns the benchmark.json content."""
     out_dir = Path(out_dir)

@@ -4,7 +4,7 @@ Every section reads the files a study step writes; a missing file renders as a "
 cannot be read renders its error in the same place, so a partial or damaged run still gives a page.
 
 Run folder files used: run.json, data_summary.json, schema.yaml, classifiers.json, fig1_classifier_curve.png,
-benchmark.json, cfs/<method>.csv, factuals.csv + train.csv (optional; otherwise re-derived from run.json's
+finetune.json (adapter path + card), benchmark.json, cfs/<method>.csv, factuals.csv + train.csv (optional; otherwise re-derived from run.json's
 config), augmentation.json, fig7_ratio_sweep.png, intervention.json.
 """
 
@@ -26,6 +26,7 @@ SECTIONS = [
     ("run", "Run configuration"),
     ("data", "Data"),
     ("classifiers", "Classifiers (Fig 1)"),
+    ("finetune", "Fine-tuned generator (LoRA)"),
     ("benchmark", "Counterfactual benchmark (Table III)"),
     ("radar", "Feature-change frequency (Fig 6)"),
     ("latent", "Latent space (Fig 8)"),
@@ -138,6 +139,32 @@ def _classifier_section(run_dir: Path, ctx: dict) -> dict:
     else:
         out["missing"] = ["fig1_classifier_curve.png is absent (classifier curve step not run)."]
     return out
+
+
+def _finetune_section(run_dir: Path, ctx: dict) -> dict:
+    f = _json(run_dir / "finetune.json", "fine-tuning (needs llm-fine-tuned among the methods)")
+    card = f.get("card") or {}
+    cfg, pairs = card.get("config", {}), card.get("pairs", {})
+    info = {
+        "adapter": f.get("adapter", "–"), "base model": card.get("base_model", "–"),
+        "prompt style / target policy": f"{cfg.get('prompt_style', '–')} / {cfg.get('target_policy', '–')}",
+        "pairs (train / validation used)": f"{fmt(pairs.get('train_pairs'))} / {fmt(pairs.get('val_pairs_used'))}",
+        "factuals skipped": fmt(pairs.get("skipped", {})),
+        "LoRA": f"r {fmt(cfg.get('lora_r'))}, alpha {fmt(cfg.get('lora_alpha'))}, "
+                f"dropout {fmt(cfg.get('lora_dropout'))}, {fmt(cfg.get('target_modules'))}",
+        "steps × batch × accumulation": f"{fmt(card.get('steps'))} × {fmt(cfg.get('batch_size'))} × "
+                                        f"{fmt(cfg.get('grad_accum'))}",
+        "learning rate / precision": f"{fmt(cfg.get('learning_rate'), 4)} / {fmt(cfg.get('precision'))}",
+        "wall time (s) / per step": f"{fmt(card.get('wall_seconds'), 1)} / {fmt(card.get('seconds_per_step'), 2)}",
+        "device / threads / peak RSS (MB)": f"{fmt(card.get('device'))} / {fmt(card.get('threads'))} / "
+                                            f"{fmt(card.get('peak_rss_mb'), 0)}",
+        "train loss first → last / eval loss": f"{fmt(card.get('train_loss_first'))} → "
+                                               f"{fmt(card.get('train_loss_last'))} / {fmt(card.get('eval_loss'))}",
+        "trained": fmt(card.get("finished")),
+    }
+    return {"paragraphs": ["LoRA adapter of the embedded model used by llm-fine-tuned in the benchmark below. "
+                           "It is cached by data and settings, so 'trained' can predate this run."],
+            "kv": [{"title": "Adapter card", "data": info}]}
 
 
 def _benchmark_section(run_dir: Path, ctx: dict) -> dict:
@@ -304,6 +331,7 @@ def _intervention_section(run_dir: Path, ctx: dict) -> dict:
 
 
 BUILDERS = {"run": _run_section, "data": _data_section, "classifiers": _classifier_section,
+            "finetune": _finetune_section,
             "benchmark": _benchmark_section, "radar": _radar_section, "latent": _latent_section,
             "augmentation": _augmentation_section, "intervention": _intervention_section}
 

@@ -11,7 +11,9 @@ in the `untagged` extra column, and option require_tag=true makes the tags manda
 
 The prompt style (prompt.py: "paper" = Fig. 4 prompt and whole-instance answer, "compact" = short prompt and
 changes-only answer) is option prompt_style; llm-fine-tuned defaults to the style its adapter was trained
-with (recorded in the adapter's card.json), the others to "paper".
+with (recorded in the adapter's card.json), the others to "paper". Option candidates (answers drawn per
+factual and round; > 1 samples at temperature 0.7 and keeps the valid answer closest to the factual) defaults
+to 1 for "paper" and to COMPACT_CANDIDATES for "compact".
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .prompt import STYLES, build_chat, nearest_examples, normalised_distance
 MODES = ("zero-shot", "few-shot", "fine-tuned")
 FIRST_TRY, REPAIRED, GIVEN_UP, SKIPPED = "first_try", "repaired", "given_up", "skipped"
 RAW_TEXT_CHARS = 600
+COMPACT_CANDIDATES = 4
 
 
 @dataclass
@@ -378,7 +381,9 @@ def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
     if mode == "fine-tuned" and not adapter and not spec.startswith("openai:"):
         adapter = default_adapter()
     style = o.get("prompt_style") or (adapter_prompt_style(adapter) if mode == "fine-tuned" and adapter else "paper")
-    candidates = _opt(o, "candidates", int, 1)
+    # the compact answer is ~15 tokens: drawing several and keeping the closest valid one costs little, and a
+    # CPU-fine-tuned model learns which feature to move more reliably than how far (benchmarks/results/finetune.md)
+    candidates = _opt(o, "candidates", int, COMPACT_CANDIDATES if style == "compact" else 1)
     batch_size = _opt(o, "batch_size", int, 8)
     backend = cached_backend(spec, base_url=o.get("base_url"), adapter=adapter,
                              allow_remote=_opt(o, "allow_remote", bool, False), cache_dir=o.get("cache_dir"),
