@@ -7,8 +7,9 @@ zero-shot vs the fine-tuned embedded model.
 Trains with the CPU settings of resources/finetune_default.yaml (overridden by --config / --max-steps) into the
 default adapter folder (~/.cache/sensecf/adapters/default, so `llm-fine-tuned` uses it afterwards; a rerun with
 the same data and settings reuses it). Then, for --n test rows per predicted class, first tries only
-(repair_rounds=0): llm-zero-shot (greedy), llm-fine-tuned (greedy) and llm-fine-tuned drawing --candidates
-sampled answers (temperature 0.7) of which the verifier keeps the closest valid one; scored with
+(repair_rounds=0): llm-zero-shot (greedy), llm-fine-tuned greedy, and llm-fine-tuned drawing --candidates
+sampled answers (temperature 0.7; 4 is its default in the compact style) of which the verifier keeps the
+closest valid one; scored with
 sensecf.metrics.per_class_metrics. Writes benchmarks/results/finetune.json and finetune.md after each stage.
 """
 
@@ -92,8 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     picked = [idx for c in (0, 1) for idx in rng.permutation(pred.index[pred == c])[:args.n]]
     factuals, target = test.X.loc[picked], 1 - pred.loc[picked]
-    runs = [("llm-zero-shot", "llm-zero-shot", {}), ("llm-fine-tuned", "llm-fine-tuned", {}),
-            (f"llm-fine-tuned (best of {args.candidates} sampled)", "llm-fine-tuned",
+    runs = [("llm-zero-shot", "llm-zero-shot", {}),
+            ("llm-fine-tuned, greedy", "llm-fine-tuned", {"candidates": 1}),
+            (f"llm-fine-tuned, best of {args.candidates} sampled", "llm-fine-tuned",
              {"candidates": args.candidates, "temperature": 0.7})]
     for label, method, extra in runs:
         options = {"repair_rounds": 0, **extra, **({"adapter": str(adapter)} if method == "llm-fine-tuned" else {})}
