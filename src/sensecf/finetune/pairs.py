@@ -19,7 +19,7 @@ Policy "neighbour" (the paper-style default):
 
 Policy "grid" (the CPU default, for small models): single changes on a grid — each mutable numeric feature
 moved by 1-10 whole multiples of a round step (1, 2 or 5 x 10^k, about 1/10 of its 1-99 % training range;
-allowed direction; within bounds), each other level of a mutable categorical. Features are ranked per target
+allowed direction; within the clinical bounds and the training range, so plausible), each other level of a mutable categorical. Features are ranked per target
 class by how many training factuals (a seeded sample of 200) one of their grid changes moves to that class;
 the CF is the smallest grid change of the highest-ranked feature that reaches the target, and x's
 nearest-neighbour CF (above) when no single change does. The answers then come from a small vocabulary of
@@ -171,9 +171,10 @@ def grid_steps(X: pd.DataFrame, schema: Schema, divisions: int = GRID_DIVISIONS)
     return steps
 
 
-def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], widths: dict[str, float],
+def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], support: dict[str, tuple[float, float]],
                 multiples: int = GRID_MULTIPLES) -> tuple[list[pd.Series], list[str], list[float]]:
-    """Every single change on the grid: (rows, changed feature, range-normalised size)."""
+    """Every single change on the grid inside the clinical bounds and the training range `support` (so a CF
+    stays plausible): (rows, changed feature, range-normalised size)."""
     rows, names, sizes = [], [], []
     for f in schema.features:
         if f.immutable:
@@ -181,11 +182,14 @@ def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], wid
         if f.is_categorical:
             moves = [(lv, 1.0) for lv in f.levels if lv != str(factual[f.name])]
         else:
-            lo, hi = f.bounds
+            lo, hi = support[f.name]
+            lo, hi = max(lo, f.bounds[0] if f.bounds[0] is not None else lo), \
+                min(hi, f.bounds[1] if f.bounds[1] is not None else hi)
+            width = max(support[f.name][1] - support[f.name][0], 1e-12)
             signs = {"increase": (1,), "decrease": (-1,)}.get(f.direction, (1, -1))
             moves = [(float(f.format_value(float(factual[f.name]) + s * k * steps[f.name])),
-                      k * steps[f.name] / widths[f.name]) for s in signs for k in range(1, multiples + 1)]
-            moves = [(v, size) for v, size in moves if (lo is None or v >= lo) and (hi is None or v <= hi)]
+                      k * steps[f.name] / width) for s in signs for k in range(1, multiples + 1)]
+            moves = [(v, size) for v, size in moves if lo <= v <= hi]
         for value, size in moves:
             row = factual.copy()
             row[f.name] = value
@@ -196,14 +200,15 @@ def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], wid
 
 
 def reliable_features(X: pd.DataFrame, current: pd.Series, classifier, schema: Schema, steps: dict[str, float],
-                      widths: dict[str, float], target: int, sample: int = 200, seed: int = 0) -> list[str]:
+                      support: dict[str, tuple[float, float]], target: int, sample: int = 200,
+                      seed: int = 0) -> list[str]:
     """Mutable features ordered by how many factuals of the other class one of their grid changes moves to
     `target` (most first)."""
     pool = X[current != target]
     pool = pool.sample(min(sample, len(pool)), random_state=seed)
     hits: dict[str, int] = {}
     for _, factual in pool.iterrows():
-        rows, names, _ = _grid_moves(factual, schema, steps, widths)
+        rows, names, _ = _grid_moves(factual, schema, steps, support)
         if rows:
             flipped = classifier.predict_proba(pd.DataFrame(rows))[:, target] >= 0.5
             for name in {n for n, ok in zip(names, flipped) if ok}:
@@ -213,10 +218,11 @@ def reliable_features(X: pd.DataFrame, current: pd.Series, classifier, schema: S
 
 
 def grid_counterfactual(factual: pd.Series, target: int, classifier, schema: Schema, steps: dict[str, float],
-                        widths: dict[str, float], order: list[str], min_proba: float = 0.5) -> pd.Series | None:
+                        support: dict[str, tuple[float, float]], order: list[str], min_proba: float = 0.5
+                        ) -> pd.Series | None:
     """The smallest grid change (module docstring, policy "grid") reaching p(target) >= `min_proba` of the first
     feature in `order` that has one, or None."""
-    rows, names, sizes = _grid_moves(factual, schema, steps, widths)
+    rows, names, sizes = _grid_moves(factual, schema, steps, support)
     if not rows:
         return None
     proba = classifier.predict_proba(pd.DataFrame(rows))[:, target]
@@ -244,7 +250,8 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
                 val_fraction: float = 0.1, neighbours: int = 3, progress: bool = True, style: str = "paper",
                 min_proba: float = 0.5, policy: str = "neighbour") -> tuple[PairList, PairList]:
     """SFT pairs from the training split: {"messages": system+user+assistant, "factual_id", "current", "target",
-    "changed", "target_proba", "group"}; returns (train_pairs, val_pairs), both carrying the same `stats`.
+    "changed", "target_proba", "policy" (that built the CF), "group"}; returns (train_pairs, val_pairs), both
+    carrying the same `stats`.
 
     Factuals are visited in a seeded order alternating the two predicted classes, so `max_pairs` keeps both
     directions balanced. See the module docstring for how each target CF is chosen.
@@ -278,8 +285,8 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     distance = _Distance(X, schema)
     pool = {(k, c): X.loc[(key == k) & (current == c) & confident[c]] for k, c in set(zip(key, current))}
     steps = grid_steps(X, schema) if policy == "grid" else {}
-    widths = {c: max(float(X[c].max() - X[c].min()), 1e-12) for c in steps}
-    orders = {t: reliable_features(X, current, classifier, schema, steps, widths, t, seed=seed)
+    support = {c: (float(X[c].min()), float(X[c].max())) for c in steps}
+    orders = {t: reliable_features(X, current, classifier, schema, steps, support, t, seed=seed)
               for t in (0, 1)} if policy == "grid" else {}
 
     pairs: list[dict] = []
@@ -294,7 +301,7 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
             considered += 1
             factual, cur = X.loc[idx], int(current[idx])
             target = 1 - cur
-            cf = grid_counterfactual(factual, target, classifier, schema, steps, widths, orders[target],
+            cf = grid_counterfactual(factual, target, classifier, schema, steps, support, orders[target],
                                      min_proba) if policy == "grid" else None
             used = "grid"
             if cf is None:
@@ -315,7 +322,7 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
                 {"role": "assistant", "content": answer}]
             pairs.append({"messages": messages, "factual_id": idx.item() if hasattr(idx, "item") else idx,
                           "current": cur, "target": target, "changed": changed_features(factual, cf, schema),
-                          "target_proba": round(p_target, 4),
+                          "target_proba": round(p_target, 4), "policy": used,
                           "group": None if groups is None else str(groups[idx])})
             bar.update(task, completed=len(pairs) if max_pairs else considered)
     stats = {"factuals_considered": considered, "pairs": len(pairs), "skipped": skipped, "policy": policy,

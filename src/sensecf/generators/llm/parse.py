@@ -154,7 +154,7 @@ def parse_answer(text: str, schema: Schema, factual: pd.Series, require_tag: boo
         v, problem = parse_value(value, f)
         if problem:
             return ParseResult(None, problem, tagged)
-        values[col] = float(factual[col]) + v if relative else v
+        values[col] = float(f.format_value(float(factual[col]) + v)) if relative else v  # no float residue
     if partial:
         if not values:
             return ParseResult(None, "no feature lines in the <new> block", tagged)
