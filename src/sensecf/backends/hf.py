@@ -19,15 +19,22 @@ def plain_prompt(chat: Chat) -> str:
     return "\n\n".join(parts) + "\n\nAssistant:"
 
 
-def fit_chat(messages: Chat, tokenizer) -> Chat:
-    """`messages` as the tokenizer's chat template accepts them: templates that reject a system role
-    (e.g. Mistral-Instruct's, used by BioMistral) get the system text prepended to the first user message."""
+def accepts_system_role(tokenizer) -> bool:
+    """Whether the tokenizer's chat template renders a system message (Mistral-Instruct's, used by BioMistral,
+    raises instead)."""
     try:
-        tokenizer.apply_chat_template(messages[:2], tokenize=False)
-        return messages
+        tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                      tokenize=False)
+        return True
     except Exception:  # jinja2 raise_exception(...) in the template
-        if messages[0]["role"] != "system" or len(messages) < 2:
-            raise
+        return False
+
+
+def fit_chat(messages: Chat, system_role: bool) -> Chat:
+    """`messages` as a chat template accepts them: without a system role (see accepts_system_role), the system
+    text is prepended to the first user message."""
+    if system_role or len(messages) < 2 or messages[0]["role"] != "system":
+        return messages
     system, user, *rest = messages
     return [{"role": "user", "content": f"{system['content']}\n\n{user['content']}"}, *rest]
 
@@ -67,6 +74,7 @@ class HFBackend:
             raise ConfigError(f"cannot load model from {path}: {exc}") from exc
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.system_role = bool(self.tokenizer.chat_template) and accepts_system_role(self.tokenizer)
         if self.adapter_id:
             model = _attach_adapter(model, Path(self.adapter_id), merge=quantize is None)
         self.model = model.eval()
@@ -78,7 +86,7 @@ class HFBackend:
     def prompt_text(self, chat: Chat) -> str:
         """The chat rendered as the model's prompt (chat template, or plain concatenation for base models)."""
         if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(fit_chat(chat, self.tokenizer), add_generation_prompt=True,
+            return self.tokenizer.apply_chat_template(fit_chat(chat, self.system_role), add_generation_prompt=True,
                                                       tokenize=False)
         return plain_prompt(chat)
 

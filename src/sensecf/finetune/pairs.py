@@ -183,9 +183,9 @@ def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], sup
             moves = [(lv, 1.0) for lv in f.levels if lv != str(factual[f.name])]
         else:
             lo, hi = support[f.name]
-            lo, hi = max(lo, f.bounds[0] if f.bounds[0] is not None else lo), \
-                min(hi, f.bounds[1] if f.bounds[1] is not None else hi)
-            width = max(support[f.name][1] - support[f.name][0], 1e-12)
+            width = max(hi - lo, 1e-12)
+            lo = lo if f.bounds[0] is None else max(lo, f.bounds[0])
+            hi = hi if f.bounds[1] is None else min(hi, f.bounds[1])
             signs = {"increase": (1,), "decrease": (-1,)}.get(f.direction, (1, -1))
             moves = [(float(f.format_value(float(factual[f.name]) + s * k * steps[f.name])),
                       k * steps[f.name] / width) for s in signs for k in range(1, multiples + 1)]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..backends.hf import fit_chat, plain_prompt
+from ..backends.hf import accepts_system_role, fit_chat, plain_prompt
 from ..data.dataset import Dataset
 from ..paths import default_adapter_dir
 from ..provenance import package_versions, write_json
@@ -120,7 +120,8 @@ def _records(pairs: list[dict], tokenizer) -> list[dict]:
     if not tokenizer.chat_template:
         return [{"prompt": plain_prompt(p["messages"][:-1]), "completion": " " + p["messages"][-1]["content"]}
                 for p in pairs]
-    fitted = [fit_chat(p["messages"], tokenizer) for p in pairs]
+    system_role = accepts_system_role(tokenizer)
+    fitted = [fit_chat(p["messages"], system_role) for p in pairs]
     return [{"prompt": m[:-1], "completion": m[-1:]} for m in fitted]
 
 
