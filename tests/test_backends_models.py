@@ -11,7 +11,7 @@ from sensecf.backends import embedded as embedded_mod
 from sensecf.backends.base import BackendError, SamplingSettings
 from sensecf.backends.cache import CachedBackend
 from sensecf.backends.embedded import EmbeddedBackend, embedded_checkpoint
-from sensecf.backends.hf import HFBackend
+from sensecf.backends.hf import HFBackend, generate_shared_prefill
 from sensecf.backends.registry import make_backend
 from sensecf.errors import ConfigError
 
@@ -47,6 +47,22 @@ def test_embedded_seeded_sampling(smol):
     assert torch.rand(1) == expected_global  # the caller's RNG stream is untouched
     assert out == smol.generate(CHATS, s)
     assert all(len(o) == 2 for o in out)
+
+
+@pytest.mark.slow
+def test_shared_prefill_matches_plain_generation_on_left_padded_prompts(smol):
+    """Several samples per prompt reuse one prompt pass; with greedy decoding every copy must equal what plain
+    generate answers, also for the shorter (left-padded) prompts."""
+    ids = [smol._encode(c) for c in CHATS]
+    assert len(ids[0]) != len(ids[1])  # padding is exercised
+    padded = smol.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+    greedy = {"max_new_tokens": 8, "do_sample": False, "temperature": None, "top_p": None, "top_k": None,
+              "pad_token_id": smol.tokenizer.pad_token_id}
+    with torch.inference_mode():
+        plain = smol.model.generate(**padded, **greedy)
+        shared = generate_shared_prefill(smol.model, padded, 3, **greedy)
+    assert shared.shape[0] == 3 * plain.shape[0]
+    assert torch.equal(shared, plain.repeat_interleave(3, dim=0))
 
 
 @pytest.mark.slow
