@@ -189,7 +189,9 @@ def test_compact_style_reads_changes_and_feeds_back_in_kind(setup):
 
 
 def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, monkeypatch, tmp_path):
-    monkeypatch.setattr("sensecf.backends.registry.make_backend", lambda spec, **kw: Scripted(lambda c, i, chat: []))
+    made = []
+    monkeypatch.setattr("sensecf.backends.registry.make_backend",
+                        lambda spec, **kw: made.append((spec, kw)) or Scripted(lambda c, i, chat: []))
     monkeypatch.setattr(gen_mod, "_BACKENDS", {})
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -200,7 +202,9 @@ def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, monkeypatch,
     (adapter / "card.json").write_text('{"config": {"prompt_style": "compact"}}')
     compact = build_generator("llm-fine-tuned", ctx)
     assert (compact.style, compact.candidates, compact.temperature) == ("compact", 4, 0.7)  # short answers: 4 drawn
-    assert build_generator("llm-zero-shot", ctx).style == "paper"
+    zero_shot = build_generator("llm-zero-shot", ctx)
+    assert zero_shot.style == "paper"
+    assert made[-1][1]["adapter"] is None and made[-2][1]["adapter"] == str(adapter)  # zero-shot: the base model
     ctx.options.update(prompt_style="paper", candidates=1)
     explicit = build_generator("llm-fine-tuned", ctx)
     assert (explicit.style, explicit.candidates) == ("paper", 1)  # explicit options win

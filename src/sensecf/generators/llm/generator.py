@@ -375,9 +375,11 @@ def _opt(options: dict, key: str, kind, default):
 def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
     """An LLMGenerator whose backend and settings come from context.options (see the module docstring)."""
     o = context.options or {}
-    adapter = o.get("adapter")
     spec = str(o.get("backend", "embedded"))
-    # a model served behind an OpenAI-compatible endpoint (e.g. vLLM --enable-lora) carries its adapter already
+    # only llm-fine-tuned reads the adapter: zero- and few-shot are the base model, also when one options dict
+    # serves every method (as in `sensecf run`); a model served behind an OpenAI-compatible endpoint (e.g. vLLM
+    # --enable-lora) carries its adapter already
+    adapter = o.get("adapter") if mode == "fine-tuned" else None
     if mode == "fine-tuned" and not adapter and not spec.startswith("openai:"):
         adapter = default_adapter()
     style = o.get("prompt_style") or (adapter_prompt_style(adapter) if mode == "fine-tuned" and adapter else "paper")
