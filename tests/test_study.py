@@ -37,6 +37,17 @@ def test_quick_run_end_to_end_and_resume(tmp_path):
     assert set(StudyConfig.quick().methods) <= set(bench["methods"])
     aug = json.loads((out / "augmentation.json").read_text())
     assert "A" in json.dumps(aug)
+    # the quick recipe fine-tuned in a background process, into the run folder (the default adapter cache is
+    # kept for the default recipe), while the methods without the adapter ran first
+    finetune = json.loads((out / "finetune.json").read_text())
+    assert finetune["adapter"] == str(out / "adapter") and finetune["card"]["steps"] == 2
+    assert "Traceback" not in (out / "finetune.log").read_text()
+    assert list(run["timings_s"])[:5] == ["data", "classifiers", "classifier curve (Fig 1)",
+                                          "counterfactual benchmark (Table III): methods without the adapter",
+                                          "augmentation (Table IV, Fig 7)"]
+    assert "fine-tune embedded model (LoRA) (background)" in run["timings_s"]
+    fine_tuned = bench["methods"]["llm-fine-tuned"]["outcomes"]["outcome"]
+    assert sum(fine_tuned.values()) == bench["n_factuals"]  # every factual answered by the fine-tuned model
     # a rerun keeps every finished step
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -12,7 +12,9 @@ import pandas as pd
 import yaml
 from rich.console import Console
 
+from .background import BackgroundJob
 from .errors import ConfigError
+from .paths import default_adapter_dir
 from .provenance import package_versions, write_json
 
 console = Console(stderr=True)
@@ -23,6 +25,9 @@ BASELINE_METHODS = ["dice-random", "cfnow-greedy", "nice-sparsity", "nice-proxim
 #: retrained ~300 times
 AUG_TRAIN_ROWS = 2000
 LLM_METHODS = ["llm-zero-shot", "llm-few-shot", "llm-fine-tuned"]
+ADAPTER_METHODS = ("llm-fine-tuned",)  # methods that wait for the study's fine-tuned adapter
+FINETUNE_STEP = "fine-tune embedded model (LoRA)"
+FINETUNE_LOG = "finetune.log"
 
 
 @dataclass
@@ -42,9 +47,13 @@ class StudyConfig:
     methods: list[str] = field(default_factory=lambda: BASELINE_METHODS + LLM_METHODS)
     n_per_class: int = 10
     finetune: bool = True
-    finetune_max_steps: int | None = None
-    # LLM generators are selectable here (e.g. llm-fine-tuned) but cost ~1 s per row per round on 2 cores, and the
-    # CPU-budget fine-tune does not yet produce valid CFs (see benchmarks/results/finetune.md)
+    finetune_config: str | None = None  # YAML over resources/finetune_default.yaml (as `sensecf finetune --config`)
+    finetune_overrides: dict = field(default_factory=dict)  # FinetuneConfig fields set last, e.g. {max_steps: 60}
+    # fine-tune in a separate process while the steps that need no adapter run: None = when there is no CUDA GPU
+    # (on a single GPU the zero-/few-shot LLM would share the device with training)
+    background_finetune: bool | None = None
+    # LLM generators are selectable here (e.g. llm-fine-tuned) but regenerate CFs for every scenario and seed
+    # (up to 600 rows; llm-fine-tuned ~0.9 s per row on one core), which the ~15-minute default does not afford
     aug_methods: list[str] = field(default_factory=lambda: ["nice-sparsity"])
     aug_train_rows: int | None = AUG_TRAIN_ROWS
     aug_scenarios: list[str] = field(default_factory=lambda: ["A", "B", "C"])
@@ -60,7 +69,9 @@ class StudyConfig:
     def quick(cls) -> "StudyConfig":
         """A small, fast configuration for smoke tests (minutes on 2 cores)."""
         return cls(participants=24, days=5, curve_kinds=["nn", "lr"], curve_fractions=[1.0, 0.5], curve_seeds=[0],
-                   methods=["nice-sparsity", "dice-random", "llm-few-shot"], n_per_class=3, finetune=False,
+                   methods=["nice-sparsity", "dice-random", "llm-few-shot", "llm-fine-tuned"], n_per_class=3,
+                   finetune_overrides={"max_steps": 2, "max_pairs": 16, "max_eval_pairs": 2, "eval_steps": 2,
+                                       "save_steps": 2, "logging_steps": 1},
                    aug_methods=["nice-sparsity"], aug_scenarios=["A"], aug_seeds=[0, 1], aug_ratios=[0.5, 1.0],
                    aug_train_rows=600, aug_max_factuals=20, options={"cfnow_time_limit": 2, "repair_rounds": 1})
 
@@ -103,9 +114,10 @@ class Study:
         write_json(self.out / "run.json", {"config": asdict(self.cfg), "status": status, "timings_s": self.timings,
                                             "versions": package_versions()})
 
-    def _step(self, name: str, output: str, fn) -> None:
+    def _step(self, name: str, output: str, fn, done=None) -> None:
+        """Run `fn` unless its output exists (or `done()` says the output is complete); record its wall time."""
         target = self.out / output
-        if target.exists():
+        if done() if done is not None else target.exists():
             console.print(f"[dim]✓ {name}: kept {target.name} from an earlier run[/]")
             return
         console.rule(f"[bold]{name}")
@@ -113,6 +125,11 @@ class Study:
         fn()
         self.timings[name] = round(time.perf_counter() - t0, 1)
         self._save_run_info(status="running")
+
+    def _records(self, output: str, methods: list[str], key) -> bool:
+        """Whether the JSON output exists and lists every one of `methods` (under `key(content)`)."""
+        path = self.out / output
+        return path.exists() and set(methods) <= set(key(json.loads(path.read_text())))
 
     # ---- steps -----------------------------------------------------------------------------------
     def load_data(self):
@@ -140,11 +157,9 @@ class Study:
         self._step("data", "data_summary.json", summary)
 
     def classifiers(self):
-        from .experiments.classifier_curve import classifier_curve
         from .models.classifiers import Classifier, evaluate, train_classifier
 
         cfg, train, test = self.cfg, self.train, self.test
-        model_path = self.out / "model.pkl"
 
         def fit():
             results = {}
@@ -152,32 +167,68 @@ class Study:
                 clf = train_classifier(kind, train.X, train.y, train.schema, seed=cfg.seed)
                 results[kind] = evaluate(clf, test.X, test.y)
                 if kind == cfg.classifier:
-                    clf.save(model_path)
+                    clf.save(self.model_path)
             write_json(self.out / "classifiers.json", {"main": cfg.classifier, "test_metrics": results})
         self._step("classifiers", "classifiers.json", fit)
-        self.classifier = Classifier.load(model_path)
+        self.classifier = Classifier.load(self.model_path)
+
+    def classifier_curve(self, jobs: int = 2):
+        from .experiments.classifier_curve import classifier_curve
+
+        cfg = self.cfg
         self._step("classifier curve (Fig 1)", "fig1_classifier_curve.png", lambda: classifier_curve(
-            train, test, kinds=tuple(cfg.curve_kinds), fractions=tuple(cfg.curve_fractions),
-            seeds=tuple(cfg.curve_seeds), out_dir=self.out))
+            self.train, self.test, kinds=tuple(cfg.curve_kinds), fractions=tuple(cfg.curve_fractions),
+            seeds=tuple(cfg.curve_seeds), out_dir=self.out, jobs=jobs))
 
-    def finetune(self):
-        if not self.cfg.finetune or not any(m == "llm-fine-tuned" for m in self.cfg.methods + self.cfg.aug_methods):
-            return
+    @property
+    def model_path(self) -> Path:
+        return self.out / "model.pkl"
+
+    def _finetune_config(self):
         from .finetune.config import FinetuneConfig
-        from .finetune.train import finetune
 
-        def run():
-            config = FinetuneConfig.load(None)
-            if self.cfg.finetune_max_steps:
-                config = config.with_overrides(max_steps=self.cfg.finetune_max_steps)
-            # the default adapter folder is a cache shared by runs: a rerun with the same data and config skips
-            # training (the adapter's card records both)
-            path = finetune(self.train, self.classifier, base="embedded", config=config, out_dir=None,
-                            seed=self.cfg.seed)
-            write_json(self.out / "finetune.json", {"adapter": str(path),
-                                                    "card": json.loads((path / "card.json").read_text())})
-        self._step("fine-tune embedded model (LoRA)", "finetune.json", run)
-        self.adapter = json.loads((self.out / "finetune.json").read_text())["adapter"]
+        return FinetuneConfig.load(self.cfg.finetune_config).with_overrides(**self.cfg.finetune_overrides)
+
+    def start_finetune(self) -> BackgroundJob | None:
+        """Fine-tune the embedded model when a method needs the adapter: inline, or in a background process
+        (returned; see `finish_finetune`) so that the steps which need no adapter use the other core."""
+        if not self.cfg.finetune or not needs_adapter(self.cfg.methods + self.cfg.aug_methods):
+            return None
+        # the default recipe's adapter lives in a cache shared by runs (a rerun with the same data and config
+        # skips training: the card records both); any other recipe trains into the run folder
+        default_recipe = self.cfg.finetune_config is None and not self.cfg.finetune_overrides
+        self.adapter = str(default_adapter_dir() if default_recipe else self.out / "adapter")
+        name, args = FINETUNE_STEP, (self.train, self.model_path, self._finetune_config(), self.adapter,
+                                     self.cfg.seed, self.out / "finetune.json")
+        if (self.out / "finetune.json").exists() or not self._background():
+            self._step(name, "finetune.json", lambda: train_adapter(*args))
+            return None
+        console.rule(f"[bold]{name}")
+        console.print(f"runs in a separate process while the steps that need no adapter go on; log: "
+                      f"{self.out / FINETUNE_LOG}")
+        return BackgroundJob(name, train_adapter, args, self.out / FINETUNE_LOG).start()
+
+    def _background(self) -> bool:
+        if self.cfg.background_finetune is not None:
+            return self.cfg.background_finetune
+        import torch
+
+        return not torch.cuda.is_available()
+
+    def finish_finetune(self, job: BackgroundJob | None) -> None:
+        """Wait for a background fine-tune; its failure is raised (naming the log) after the other steps saved."""
+        if job is None:
+            return
+        console.rule(f"[bold]{FINETUNE_STEP}: waiting for the background process")
+        with console.status("fine-tuning") as status:
+            waited = job.wait(on_poll=lambda line: status.update(f"fine-tuning: {line}"))
+        out_json = self.out / "finetune.json"
+        self.timings[FINETUNE_STEP + " (background)"] = round(out_json.stat().st_mtime - job.started_at, 1)
+        self.timings["waiting for the fine-tune"] = waited
+        card = json.loads((self.out / "finetune.json").read_text())["card"]
+        console.print(f"adapter written: {self.adapter} ({card.get('steps')} steps, {card.get('wall_seconds')} s "
+                      "of training)")
+        self._save_run_info(status="running")
 
     def _options(self) -> dict:
         opts = dict(self.cfg.options)
@@ -186,25 +237,34 @@ class Study:
             opts.setdefault("adapter", self.adapter)
         return opts
 
-    def benchmark(self):
+    def benchmark(self, methods: list[str] | None = None):
+        """Table III for `methods` (default: all; a subset is a first pass, the full call resumes from it)."""
         from .experiments.benchmark import run_benchmark
 
-        self._step("counterfactual benchmark (Table III)", "benchmark.json", lambda: run_benchmark(
-            self.train, self.test, self.classifier, self.cfg.methods, n_per_class=self.cfg.n_per_class,
-            seed=self.cfg.seed, out_dir=self.out, options=self._options()))
+        methods = self.cfg.methods if methods is None else methods
+        name = "counterfactual benchmark (Table III)" + ("" if methods == self.cfg.methods else
+                                                         ": methods without the adapter")
+        self._step(name, "benchmark.json", lambda: run_benchmark(
+            self.train, self.test, self.classifier, methods, n_per_class=self.cfg.n_per_class, seed=self.cfg.seed,
+            out_dir=self.out, options=self._options()),
+            done=lambda: self._records("benchmark.json", methods, lambda b: b["methods"]))
 
-    def augmentation(self):
+    def augmentation(self, methods: list[str] | None = None):
+        """Table IV and Fig 7 for `methods` (default: all aug_methods; a subset is a first pass, as above)."""
+        from .data.split import subsample_fraction
         from .experiments.augmentation import run_augmentation
 
-        from .data.split import subsample_fraction
-
+        methods = self.cfg.aug_methods if methods is None else methods
         train = self.train
         if self.cfg.aug_train_rows and len(train) > self.cfg.aug_train_rows:
             train = subsample_fraction(train, self.cfg.aug_train_rows / len(train), seed=self.cfg.seed)
-        self._step("augmentation (Table IV, Fig 7)", "augmentation.json", lambda: run_augmentation(
-            train, self.test, self.cfg.aug_methods, scenarios=tuple(self.cfg.aug_scenarios),
+        name = "augmentation (Table IV, Fig 7)" + ("" if methods == self.cfg.aug_methods else
+                                                   ": methods without the adapter")
+        self._step(name, "augmentation.json", lambda: run_augmentation(
+            train, self.test, methods, scenarios=tuple(self.cfg.aug_scenarios),
             seeds=tuple(self.cfg.aug_seeds), ratios=tuple(self.cfg.aug_ratios), classifier_kind=self.cfg.classifier,
-            out_dir=self.out, options={**self._options(), "max_factuals": self.cfg.aug_max_factuals}))
+            out_dir=self.out, options={**self._options(), "max_factuals": self.cfg.aug_max_factuals}),
+            done=lambda: self._records("augmentation.json", methods, lambda a: a["config"]["methods"]))
 
     def intervention(self):
         from .experiments.intervention import intervention_view, narrative
@@ -242,14 +302,44 @@ class Study:
         return render_report(self.out)
 
     def run(self) -> Path:
-        """Run (or resume) every step; returns the path of report.html."""
+        """Run (or resume) every step; returns the path of report.html.
+
+        While the embedded model fine-tunes in the background (CPU default), the Fig 1 curve, the benchmark
+        and augmentation of every method that needs no adapter run in this process; the methods that need the
+        adapter follow once it is written.
+        """
         self.load_data()
         self.classifiers()
-        self.finetune()
+        job = self.start_finetune()
+        try:
+            self.classifier_curve(jobs=1 if job else 2)
+            if job:
+                self.benchmark([m for m in self.cfg.methods if m not in ADAPTER_METHODS])
+                self.augmentation([m for m in self.cfg.aug_methods if m not in ADAPTER_METHODS])
+            self.finish_finetune(job)
+        finally:
+            if job:
+                job.stop()
         self.benchmark()
         self.augmentation()
         self.intervention()
         return self.report()
+
+
+def needs_adapter(methods) -> bool:
+    """Whether any of `methods` generates with the fine-tuned adapter."""
+    return any(m in ADAPTER_METHODS for m in methods)
+
+
+def train_adapter(train, model_path: Path, config, adapter_dir: str, seed: int, out_json: Path) -> None:
+    """The study's fine-tuning step (also the background process's entry point): LoRA on SFT pairs of `train`
+    labelled by the classifier saved at `model_path`; writes `out_json` = {adapter, card}."""
+    from .finetune.train import finetune
+    from .models.classifiers import Classifier
+
+    path = finetune(train, Classifier.load(model_path), base="embedded", config=config, out_dir=adapter_dir,
+                    seed=seed)
+    write_json(out_json, {"adapter": str(path), "card": json.loads((path / "card.json").read_text())})
 
 
 def _same_type(label, index: pd.Index):
