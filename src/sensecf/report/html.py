@@ -295,6 +295,10 @@ def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
     if cfg.get("max_factuals"):
         notes.append(f"Budget: ratio 100 % = min(removed rows, {cfg['max_factuals']}) added rows for every source; "
                      "CF methods add only their valid CFs, so their 'rows added' can stay below that.")
+    if not any(str(m).startswith("llm-") for m in cfg.get("methods", [])):
+        notes.append("No LLM generator in this augmentation study (each one regenerates counterfactuals for every "
+                     "scenario and seed): add llm-fine-tuned to aug_methods in a study config, or see "
+                     "benchmarks/bench_augmentation_llm.py.")
     fig = run_dir / "fig7_ratio_sweep.png"
     if not fig.exists():
         fig = plot_ratio_sweep(a, ctx["out_dir"] / "fig7_ratio_sweep.png")
