@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from sensecf.errors import ConfigError
-from sensecf.study import StudyConfig, study_config_from
+from sensecf.study import StudyConfig, finetune_base, study_config_from
 
 
 def test_config_file_overrides_and_rejects_unknown_fields(tmp_path):
@@ -20,6 +20,12 @@ def test_config_file_overrides_and_rejects_unknown_fields(tmp_path):
     bad.write_text("n_per_klass: 7\n")
     with pytest.raises(ConfigError, match="n_per_klass"):
         study_config_from(str(bad), quick=True)
+
+
+@pytest.mark.parametrize("backend, base", [(None, "embedded"), ("embedded:gemma", "embedded:gemma"),
+                                           ("hf:/models/llama", "/models/llama"), ("openai:sensecf", None)])
+def test_the_study_fine_tunes_the_backend_model(backend, base):
+    assert finetune_base(backend) == base  # an OpenAI-compatible server serves its own adapter: no fine-tune
 
 
 @pytest.mark.slow
@@ -45,7 +51,7 @@ def test_quick_run_end_to_end_and_resume(tmp_path):
     assert list(run["timings_s"])[:5] == ["data", "classifiers", "classifier curve (Fig 1)",
                                           "counterfactual benchmark (Table III): methods without the adapter",
                                           "augmentation (Table IV, Fig 7)"]
-    assert "fine-tune embedded model (LoRA) (background)" in run["timings_s"]
+    assert "fine-tune the LLM (LoRA) (background)" in run["timings_s"]
     fine_tuned = bench["methods"]["llm-fine-tuned"]["outcomes"]["outcome"]
     assert sum(fine_tuned.values()) == bench["n_factuals"]  # every factual answered by the fine-tuned model
     # a rerun keeps every finished step

@@ -26,7 +26,7 @@ BASELINE_METHODS = ["dice-random", "cfnow-greedy", "nice-sparsity", "nice-proxim
 AUG_TRAIN_ROWS = 2000
 LLM_METHODS = ["llm-zero-shot", "llm-few-shot", "llm-fine-tuned"]
 ADAPTER_METHODS = ("llm-fine-tuned",)  # methods that wait for the study's fine-tuned adapter
-FINETUNE_STEP = "fine-tune embedded model (LoRA)"
+FINETUNE_STEP = "fine-tune the LLM (LoRA)"
 FINETUNE_LOG = "finetune.log"
 
 
@@ -192,13 +192,14 @@ class Study:
     def start_finetune(self) -> BackgroundJob | None:
         """Fine-tune the embedded model when a method needs the adapter: inline, or in a background process
         (returned; see `finish_finetune`) so that the steps which need no adapter use the other core."""
-        if not self.cfg.finetune or not needs_adapter(self.cfg.methods + self.cfg.aug_methods):
+        base = finetune_base(self.cfg.options.get("backend"))
+        if not self.cfg.finetune or base is None or not needs_adapter(self.cfg.methods + self.cfg.aug_methods):
             return None
         # the default recipe's adapter lives in a cache shared by runs (a rerun with the same data and config
-        # skips training: the card records both); any other recipe trains into the run folder
-        default_recipe = self.cfg.finetune_config is None and not self.cfg.finetune_overrides
+        # skips training: the card records both); any other recipe or base model trains into the run folder
+        default_recipe = base == "embedded" and self.cfg.finetune_config is None and not self.cfg.finetune_overrides
         self.adapter = str(default_adapter_dir() if default_recipe else self.out / "adapter")
-        name, args = FINETUNE_STEP, (self.train, self.model_path, self._finetune_config(), self.adapter,
+        name, args = FINETUNE_STEP, (self.train, self.model_path, base, self._finetune_config(), self.adapter,
                                      self.cfg.seed, self.out / "finetune.json")
         if (self.out / "finetune.json").exists() or not self._background():
             self._step(name, "finetune.json", lambda: train_adapter(*args))
@@ -331,14 +332,22 @@ def needs_adapter(methods) -> bool:
     return any(m in ADAPTER_METHODS for m in methods)
 
 
-def train_adapter(train, model_path: Path, config, adapter_dir: str, seed: int, out_json: Path) -> None:
-    """The study's fine-tuning step (also the background process's entry point): LoRA on SFT pairs of `train`
-    labelled by the classifier saved at `model_path`; writes `out_json` = {adapter, card}."""
+def finetune_base(backend: str | None) -> str | None:
+    """The model the study fine-tunes for a backend spec: the embedded model, an `hf:` checkpoint folder, or
+    None for an OpenAI-compatible server (it serves its own adapter, e.g. vLLM --lora-modules)."""
+    spec = str(backend or "embedded")
+    if spec == "embedded" or spec.startswith("embedded:"):
+        return spec
+    return spec[3:] if spec.startswith("hf:") else None
+
+
+def train_adapter(train, model_path: Path, base: str, config, adapter_dir: str, seed: int, out_json: Path) -> None:
+    """The study's fine-tuning step (also the background process's entry point): LoRA of `base` on SFT pairs of
+    `train` labelled by the classifier saved at `model_path`; writes `out_json` = {adapter, card}."""
     from .finetune.train import finetune
     from .models.classifiers import Classifier
 
-    path = finetune(train, Classifier.load(model_path), base="embedded", config=config, out_dir=adapter_dir,
-                    seed=seed)
+    path = finetune(train, Classifier.load(model_path), base=base, config=config, out_dir=adapter_dir, seed=seed)
     write_json(out_json, {"adapter": str(path), "card": json.loads((path / "card.json").read_text())})
 
 

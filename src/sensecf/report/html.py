@@ -162,8 +162,9 @@ def _finetune_section(run_dir: Path, ctx: dict) -> dict:
                                                f"{fmt(card.get('train_loss_last'))} / {fmt(card.get('eval_loss'))}",
         "trained": fmt(card.get("finished")),
     }
-    return {"paragraphs": ["LoRA adapter of the embedded model used by llm-fine-tuned in the benchmark below. "
-                           "It is cached by data and settings, so 'trained' can predate this run."],
+    return {"paragraphs": [f"LoRA adapter of {card.get('base_model', 'the base model')} used by llm-fine-tuned in "
+                           "the benchmark below. The default recipe's adapter is cached by data and settings, so "
+                           "'trained' can predate this run."],
             "kv": [{"title": "Adapter card", "data": info}]}
 
 
