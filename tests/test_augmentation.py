@@ -11,7 +11,7 @@ import pytest
 
 from sensecf.data.dataset import Dataset
 from sensecf.errors import ConfigError
-from sensecf.experiments.augmentation import (augmented_class, lost_f1_recovered, mean_ci, oversample,
+from sensecf.experiments.augmentation import (augmented_class, pooled_recovery, mean_ci, oversample,
                                               percent_change, plot_ratio_sweep, summarize, table4_markdown,
                                               table4_rows)
 from sensecf.schema import FeatureSpec, Schema
@@ -63,10 +63,15 @@ def test_augmented_class_per_scenario():
 
 # ---- arithmetic --------------------------------------------------------------------------------------------
 def test_recovery_arithmetic_hand_example():
-    assert lost_f1_recovered(0.70, 0.60, 0.80) == pytest.approx(0.5)
-    assert lost_f1_recovered(0.55, 0.60, 0.80) == pytest.approx(-0.25)
-    assert math.isnan(lost_f1_recovered(0.70, 0.60, 0.60))  # no F1 lost
-    assert math.isnan(lost_f1_recovered(0.70, 0.65, 0.60))  # reduced beat the baseline
+    one = pooled_recovery([0.70], [0.60], [0.80])
+    assert one["mean"] == pytest.approx(0.5) and one["n"] == 1 and math.isnan(one["lo"])  # no interval from 1 seed
+    assert pooled_recovery([0.55], [0.60], [0.80])["mean"] == pytest.approx(-0.25)
+    assert math.isnan(pooled_recovery([0.70], [0.60], [0.60])["mean"])  # no F1 lost
+    assert math.isnan(pooled_recovery([0.70], [0.65], [0.60])["mean"])  # reduced beat the baseline
+    # a seed that lost almost nothing does not dominate: per-seed ratios would be (-1.3 + 0.5) / 2 = -0.4
+    two = pooled_recovery([0.712, 0.70], [0.725, 0.60], [0.735, 0.80])
+    assert two["mean"] == pytest.approx((-0.013 + 0.10) / (0.010 + 0.20))
+    assert two["lo"] == pytest.approx(-1.3) and two["hi"] == pytest.approx(0.5)  # resamples of one seed only
     assert percent_change(0.7, 0.6) == pytest.approx(16.6667, abs=1e-4)
     assert percent_change(0.6, 0.8) == pytest.approx(-25.0)
     assert math.isnan(percent_change(0.5, 0.0))
@@ -103,14 +108,14 @@ def test_summarize_hand_records(tmp_path):
     assert a["reduced"]["drop_vs_baseline_pct"]["f1"]["mean"] == pytest.approx((-25.0 - 12.5) / 2)
     full = a["methods"]["m"]["1"]
     assert full["aggregate"]["f1"]["mean"] == pytest.approx(0.75)
-    rec = full["lost_f1_recovered"]  # per seed 0.5 and 1.0
-    assert rec["mean"] == pytest.approx(0.75) and rec["n"] == 2
-    assert rec["ci95"] == pytest.approx(12.7062 * np.std([0.5, 1.0], ddof=1) / math.sqrt(2), rel=1e-4)
+    rec = full["lost_f1_recovered"]  # gains 0.1 + 0.1 over losses 0.2 + 0.1; one seed alone: 0.5 or 1.0
+    assert rec["mean"] == pytest.approx(2 / 3) and rec["n"] == 2
+    assert (rec["lo"], rec["hi"]) == (pytest.approx(0.5), pytest.approx(1.0))
     assert full["change_vs_reduced_pct"]["f1"]["mean"] == pytest.approx((100 / 6 + 100 * 0.1 / 0.7) / 2)
     assert full["n_added"]["mean"] == 35
     assert a["methods"]["m"]["0.5"]["aggregate"]["f1"]["n"] == 1  # only seed 0 finished this ratio
     c = s["scenarios"]["C"]["methods"]["m"]["1"]
-    assert c["lost_f1_recovered"]["n"] == 0 and math.isnan(c["lost_f1_recovered"]["mean"])  # no F1 lost
+    assert math.isnan(c["lost_f1_recovered"]["mean"])  # no F1 lost
 
     rows = table4_rows(s)
     assert [r["model"] for r in rows if r["scenario"] == "A"] == ["baseline (full train)", "reduced", "m"]

@@ -278,7 +278,7 @@ def _latent_section(run_dir: Path, ctx: dict) -> dict:
 
 
 def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
-    from ..experiments.augmentation import ABBREV, plot_ratio_sweep, table4_rows
+    from ..experiments.augmentation import ABBREV, RECOVERED_NOTE, format_recovered, plot_ratio_sweep, table4_rows
 
     a = _json(run_dir / "augmentation.json", "augmentation")
     rows = table4_rows(a)
@@ -288,7 +288,7 @@ def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
         pm = lambda k, d=3: _mean_ci(r[k], r[k + "_ci95"], d)  # noqa: E731
         body.append({"cells": [f"{r['scenario']} ({r['description']})", r["model"],
                                *[pm(k) for k in ABBREV.values()], pm("F1_change_pct", 1),
-                               pm("lost_F1_recovered", 2), fmt(r["n_added"], 0)],
+                               format_recovered(r), fmt(r["n_added"], 0)],
                      "cls": "ref" if r["model"] in ("baseline (full train)", "reduced") else ""})
     cfg = a.get("config", {})
     notes = [f"{sc}: augmented class per seed {fmt(e.get('augmented_class', {}))}; removed rows of that class "
@@ -309,7 +309,7 @@ def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
                            f"{fmt(cfg.get('comparators'))}. Mean ± 95 % t-interval over seeds."],
             "tables": [_table(cols, body, left=2, title=f"Table IV (ratio {ratio:.0%} of the removed rows)",
                               note="F1 change %: reduced vs baseline on the reduced row, augmented vs reduced "
-                                   "otherwise; lost F1 recovered = (F1_aug − F1_red) / (F1_base − F1_red).")],
+                                   "otherwise. " + RECOVERED_NOTE)],
             "figures": [_figure(fig, "Fig 7: test F1 vs augmentation ratio (mean, 95 % CI band); dashed = reduced, "
                                      "dotted = full-train baseline.")],
             "notes": notes}
