@@ -103,8 +103,10 @@ def _run_section(run_dir: Path, ctx: dict) -> dict:
     timings = run.get("timings_s", {})
     tables = []
     if timings:
+        overlap = any(k.endswith("(background)") for k in timings)
         tables.append(_table(["step", "seconds"], [[k, fmt(float(v), 1)] for k, v in timings.items()],
-                             title="Step timings"))
+                             title="Step timings", note="The background fine-tune ran at the same time as the steps "
+                             "before 'waiting for the fine-tune': those seconds overlap." if overlap else ""))
     return {"paragraphs": [f"Status: {run.get('status', 'unknown')}."],
             "kv": [{"title": "Seeds", "data": {k: fmt(v) for k, v in seeds.items()} or {"seed": "–"}},
                    {"title": "Configuration", "data": {k: fmt(v) for k, v in cfg.items()}},
