@@ -190,7 +190,7 @@ class Study:
         return FinetuneConfig.load(self.cfg.finetune_config).with_overrides(**self.cfg.finetune_overrides)
 
     def start_finetune(self) -> BackgroundJob | None:
-        """Fine-tune the embedded model when a method needs the adapter: inline, or in a background process
+        """Fine-tune the backend's model when a method needs the adapter: inline, or in a background process
         (returned; see `finish_finetune`) so that the steps which need no adapter use the other core."""
         base = finetune_base(self.cfg.options.get("backend"))
         if not self.cfg.finetune or base is None or not needs_adapter(self.cfg.methods + self.cfg.aug_methods):
