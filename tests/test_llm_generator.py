@@ -188,11 +188,18 @@ def test_compact_style_reads_changes_and_feeds_back_in_kind(setup):
         LLMGenerator(setup[0], backend, style="verse")
 
 
-def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, monkeypatch, tmp_path):
+@pytest.fixture
+def made_backends(monkeypatch) -> list:
+    """Records (spec, kwargs) of every backend the LLM factories make; each answers "x"."""
     made = []
     monkeypatch.setattr("sensecf.backends.registry.make_backend",
-                        lambda spec, **kw: made.append((spec, kw)) or Scripted(lambda c, i, chat: []))
+                        lambda spec, **kw: made.append((spec, kw)) or Scripted(lambda c, i, chat: ["x"]))
     monkeypatch.setattr(gen_mod, "_BACKENDS", {})
+    return made
+
+
+def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, made_backends, tmp_path):
+    made = made_backends
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
@@ -210,11 +217,8 @@ def test_fine_tuned_generator_takes_the_style_of_its_adapter(setup, monkeypatch,
     assert (explicit.style, explicit.candidates) == ("paper", 1)  # explicit options win
 
 
-def test_factories_cache_backends_and_require_an_adapter(setup, monkeypatch, tmp_path):
-    made = []
-    monkeypatch.setattr("sensecf.backends.registry.make_backend",
-                        lambda spec, **kw: made.append((spec, kw)) or Scripted(lambda c, i, chat: ["x"]))
-    monkeypatch.setattr(gen_mod, "_BACKENDS", {})
+def test_factories_cache_backends_and_require_an_adapter(setup, made_backends, monkeypatch, tmp_path):
+    made = made_backends
     ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
                            options={"backend": "hf:/models/x", "repair_rounds": 1, "k": 2})
     g1, g2 = build_generator("llm-zero-shot", ctx), build_generator("llm-few-shot", ctx)
@@ -225,6 +229,22 @@ def test_factories_cache_backends_and_require_an_adapter(setup, monkeypatch, tmp
         build_generator("llm-fine-tuned", ctx)
     ctx.options["k"] = "many"
     with pytest.raises(ConfigError, match="option k='many'"):
+        build_generator("llm-zero-shot", ctx)
+
+
+def test_options_scoped_to_one_method(setup, made_backends):
+    """A vLLM-served LoRA module for llm-fine-tuned, the base model for zero-shot: one options dict."""
+    made = made_backends
+    ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
+                           options={"backend": "openai:llama", "base_url": "http://127.0.0.1:8000/v1",
+                                    "llm-fine-tuned.backend": "openai:sensecf", "llm-fine-tuned.candidates": 2,
+                                    "llm-fine-tuned.temperature": 0.5})
+    zero, tuned = build_generator("llm-zero-shot", ctx), build_generator("llm-fine-tuned", ctx)
+    assert [spec for spec, _ in made] == ["openai:llama", "openai:sensecf"]
+    assert all(kw["base_url"] == "http://127.0.0.1:8000/v1" for _, kw in made)  # unscoped keys reach both
+    assert (zero.candidates, tuned.candidates, tuned.temperature) == (1, 2, 0.5)
+    ctx.options["llm-finetuned.backend"] = "openai:x"
+    with pytest.raises(ConfigError, match="'llm-finetuned' is not a counterfactual method"):
         build_generator("llm-zero-shot", ctx)
 
 

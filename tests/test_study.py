@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from sensecf.errors import ConfigError
+from sensecf.generators.base import options_for
 from sensecf.study import StudyConfig, finetune_base, study_config_from
 
 
@@ -26,6 +27,8 @@ def test_config_file_overrides_and_rejects_unknown_fields(tmp_path):
                                            ("hf:/models/llama", "/models/llama"), ("openai:sensecf", None)])
 def test_the_study_fine_tunes_the_backend_model(backend, base):
     assert finetune_base(backend) == base  # an OpenAI-compatible server serves its own adapter: no fine-tune
+    scoped = {"backend": backend, "llm-fine-tuned.backend": "openai:sensecf"}
+    assert finetune_base(options_for("llm-fine-tuned", scoped).get("backend")) is None  # the method's own backend
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from .background import BackgroundJob
 from .errors import ConfigError
+from .generators.base import options_for
 from .paths import default_adapter_dir
 from .provenance import package_versions, write_json
 
@@ -192,7 +193,7 @@ class Study:
     def start_finetune(self) -> BackgroundJob | None:
         """Fine-tune the backend's model when a method needs the adapter: inline, or in a background process
         (returned; see `finish_finetune`) so that the steps which need no adapter use the other core."""
-        base = finetune_base(self.cfg.options.get("backend"))
+        base = finetune_base(options_for(ADAPTER_METHODS[0], self.cfg.options).get("backend"))
         if not self.cfg.finetune or base is None or not needs_adapter(self.cfg.methods + self.cfg.aug_methods):
             return None
         # the default recipe's adapter lives in a cache shared by runs (a rerun with the same data and config

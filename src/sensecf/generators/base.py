@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 import numpy as np
@@ -106,7 +106,22 @@ def build_generator(name: str, context: GeneratorContext) -> CFGenerator:
     _load_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown counterfactual method {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](context)
+    return _REGISTRY[name](replace(context, options=options_for(name, context.options)))
+
+
+def options_for(method: str, options: dict | None) -> dict:
+    """The options `method` sees: a key "METHOD.key" (e.g. llm-fine-tuned.backend) overrides "key" for that
+    method only; keys scoped to other methods are left out. A scope that names no known method is an error."""
+    _load_builtin()
+    options = options or {}
+    for key in options:
+        scope = key.partition(".")[0] if "." in key else None
+        if scope is not None and scope not in _REGISTRY:
+            raise ConfigError(f"option {key!r}: {scope!r} is not a counterfactual method; available: "
+                              f"{', '.join(sorted(_REGISTRY))}")
+    prefix = method + "."
+    return {**{k: v for k, v in options.items() if "." not in k},
+            **{k[len(prefix):]: v for k, v in options.items() if k.startswith(prefix)}}
 
 
 def _load_builtin() -> None:
