@@ -132,6 +132,12 @@ class Study:
         path = self.out / output
         return path.exists() and set(methods) <= set(key(json.loads(path.read_text())))
 
+    @staticmethod
+    def _pass(name: str, methods: list[str], first_pass: bool) -> tuple[str, list[str]]:
+        """(step name, methods) of a step: the first pass leaves out the methods that wait for the adapter."""
+        kept = [m for m in methods if m not in ADAPTER_METHODS] if first_pass else methods
+        return (name if kept == methods else f"{name}: methods without the adapter"), kept
+
     # ---- steps -----------------------------------------------------------------------------------
     def load_data(self):
         from .data.loading import load_dataset
@@ -227,7 +233,7 @@ class Study:
         out_json = self.out / "finetune.json"
         self.timings[FINETUNE_STEP + " (background)"] = round(out_json.stat().st_mtime - job.started_at, 1)
         self.timings["waiting for the fine-tune"] = waited
-        card = json.loads((self.out / "finetune.json").read_text())["card"]
+        card = json.loads(out_json.read_text())["card"]
         console.print(f"adapter written: {self.adapter} ({card.get('steps')} steps, {card.get('wall_seconds')} s "
                       "of training)")
         self._save_run_info(status="running")
@@ -239,29 +245,25 @@ class Study:
             opts.setdefault("adapter", self.adapter)
         return opts
 
-    def benchmark(self, methods: list[str] | None = None):
-        """Table III for `methods` (default: all; a subset is a first pass, the full call resumes from it)."""
+    def benchmark(self, first_pass: bool = False):
+        """Table III (a first pass leaves out the methods that wait for the adapter; the full call resumes)."""
         from .experiments.benchmark import run_benchmark
 
-        methods = self.cfg.methods if methods is None else methods
-        name = "counterfactual benchmark (Table III)" + ("" if methods == self.cfg.methods else
-                                                         ": methods without the adapter")
+        name, methods = self._pass("counterfactual benchmark (Table III)", self.cfg.methods, first_pass)
         self._step(name, "benchmark.json", lambda: run_benchmark(
             self.train, self.test, self.classifier, methods, n_per_class=self.cfg.n_per_class, seed=self.cfg.seed,
             out_dir=self.out, options=self._options()),
             done=lambda: self._records("benchmark.json", methods, lambda b: b["methods"]))
 
-    def augmentation(self, methods: list[str] | None = None):
-        """Table IV and Fig 7 for `methods` (default: all aug_methods; a subset is a first pass, as above)."""
+    def augmentation(self, first_pass: bool = False):
+        """Table IV and Fig 7 (first pass as for the benchmark)."""
         from .data.split import subsample_fraction
         from .experiments.augmentation import run_augmentation
 
-        methods = self.cfg.aug_methods if methods is None else methods
+        name, methods = self._pass("augmentation (Table IV, Fig 7)", self.cfg.aug_methods, first_pass)
         train = self.train
         if self.cfg.aug_train_rows and len(train) > self.cfg.aug_train_rows:
             train = subsample_fraction(train, self.cfg.aug_train_rows / len(train), seed=self.cfg.seed)
-        name = "augmentation (Table IV, Fig 7)" + ("" if methods == self.cfg.aug_methods else
-                                                   ": methods without the adapter")
         self._step(name, "augmentation.json", lambda: run_augmentation(
             train, self.test, methods, scenarios=tuple(self.cfg.aug_scenarios),
             seeds=tuple(self.cfg.aug_seeds), ratios=tuple(self.cfg.aug_ratios), classifier_kind=self.cfg.classifier,
@@ -316,8 +318,8 @@ class Study:
         try:
             self.classifier_curve(jobs=1 if job else 2)
             if job:
-                self.benchmark([m for m in self.cfg.methods if m not in ADAPTER_METHODS])
-                self.augmentation([m for m in self.cfg.aug_methods if m not in ADAPTER_METHODS])
+                self.benchmark(first_pass=True)
+                self.augmentation(first_pass=True)
             self.finish_finetune(job)
         finally:
             if job:
