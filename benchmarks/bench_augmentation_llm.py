@@ -64,7 +64,7 @@ def main() -> None:
     lines = ["# Augmentation with the fine-tuned embedded LLM", "",
              f"`python benchmarks/bench_augmentation_llm.py --methods {args.methods}` (default study setup: "
              f"synthetic cohort, seed {study.cfg.seed}, {study.cfg.aug_train_rows}-row training subsample, budget "
-             f"{study.cfg.aug_max_factuals} factuals, seeds {study.cfg.aug_seeds}). Generation cost from the "
+             f"{study.cfg.aug_budget} rows, seeds {study.cfg.aug_seeds}). Generation cost from the "
              "counterfactual tables (one core; a resumed invocation reuses them):",
              "", "| method | rows generated | valid | s per row | s total |", "|---|---|---|---|---|"]
     for method, c in report["generation"].items():

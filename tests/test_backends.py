@@ -106,12 +106,14 @@ def test_success_in_order_with_bounded_concurrency(server):
     assert out == [[f"echo: q{i} #0"] for i in range(6)]
     assert server.max_in_flight <= 2
     sent = server.requests[0]
-    assert sent["max_tokens"] == 7 and sent["temperature"] == 0.0 and sent["messages"] == chat(sent["messages"][-1]["content"])
+    assert sent["max_tokens"] == 7 and sent["temperature"] == 0.0
+    assert sent["messages"] == chat(sent["messages"][-1]["content"])
 
 
 def test_n_completions_and_server_ignoring_n(server):
     b = backend(server)
-    assert b.generate([chat("a")], SamplingSettings(n=3, temperature=0.7)) == [["echo: a #0", "echo: a #1", "echo: a #2"]]
+    assert b.generate([chat("a")], SamplingSettings(n=3, temperature=0.7)) == \
+        [["echo: a #0", "echo: a #1", "echo: a #2"]]
     server.script = ["ignore_n", "ignore_n"]
     out = b.generate([chat("b")], SamplingSettings(n=2, temperature=0.7, seed=5))
     assert out == [["echo: b #0", "echo: b #0"]]
@@ -216,7 +218,7 @@ def test_adapter_fingerprint_tracks_weights(tmp_path):
 
 
 def test_make_backend_specs(server, tmp_path):
-    b = make_backend(f"openai:tiny-model", base_url=server.url)
+    b = make_backend("openai:tiny-model", base_url=server.url)
     assert isinstance(b, OpenAIBackend) and b.model_id == "tiny-model"
     c = make_backend("openai:tiny-model", base_url=server.url, cache_dir=tmp_path)
     assert isinstance(c, CachedBackend) and c.name == "openai" and c.model_id == "tiny-model"

@@ -6,7 +6,6 @@ import pytest
 
 from sensecf.data.dataset import Dataset
 from sensecf.data.split import patient_split, scarcity_scenario, subsample_fraction
-from sensecf.data.tabular import load_uci_heart
 from sensecf.errors import ConfigError, DataError
 from sensecf.schema import FeatureSpec, Schema
 
@@ -24,8 +23,8 @@ def grouped(n_groups=30, rows=6, seed=0, recommended=None) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def heart():
-    return load_uci_heart()
+def heart(uci_heart):
+    return uci_heart
 
 
 def test_group_split_keeps_participants_apart_and_is_seeded():

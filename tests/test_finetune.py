@@ -14,7 +14,7 @@ from sensecf.data.dataset import Dataset
 from sensecf.errors import ConfigError
 from sensecf.finetune.config import FinetuneConfig
 from sensecf.finetune.pairs import NO_NEIGHBOUR, build_pairs, display_values, grid_steps
-from sensecf.generators.constraints import changed_features, constraint_violations
+from sensecf.cf.constraints import changed_features, constraint_violations
 from sensecf.generators.llm.parse import parse_answer
 from sensecf.generators.llm.prompt import build_chat, render_answer
 from sensecf.models.classifiers import train_classifier
@@ -198,8 +198,8 @@ def test_tiny_lora_run_changes_and_round_trips_the_adapter(tmp_path):
     tiny = Dataset("tiny", schema, ds.frame[["x1", "kind", "label", "pid"]])
     clf = train_classifier("lr", tiny.X, tiny.y, schema, seed=0)
     cfg = FinetuneConfig.load(None).with_overrides(
-        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1, save_steps=1,
-        logging_steps=1, max_length=64, learning_rate=1e-3)
+        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1,
+        save_steps=1, logging_steps=1, max_length=64, learning_rate=1e-3)
     with pytest.raises(ConfigError, match="nf4"):
         finetune(tiny, clf, config=cfg, out_dir=tmp_path / "q", quantize="nf4")
     out = finetune(tiny, clf, config=cfg, out_dir=tmp_path / "adapter", seed=0, progress=False)

@@ -10,12 +10,14 @@ import torch
 
 from sensecf.backends.base import SamplingSettings
 from sensecf.errors import ConfigError
-from sensecf.generators.base import FAILED, INVALID, VALID, GeneratorContext, build_generator
-from sensecf.generators.llm import generator as gen_mod
-from sensecf.generators.llm.generator import LLMGenerator, llm_narrative
+from sensecf.cf import FAILED, INVALID, VALID
+from sensecf.generators.base import GeneratorContext, build_generator
+from sensecf.experiments.intervention import llm_narrative
+from sensecf.generators.llm import resources as gen_mod
+from sensecf.generators.llm.generator import LLMGenerator
 from sensecf.generators.llm.prompt import COMPACT_SYSTEM_PROMPT, render_answer
 from sensecf.models.classifiers import train_classifier
-from sensecf.schema import aireadi_stress_schema
+from sensecf.data.aireadi.schema import aireadi_stress_schema
 
 torch.set_num_threads(1)
 SCHEMA = aireadi_stress_schema()
@@ -257,9 +259,9 @@ def view() -> dict:
 
 
 @pytest.mark.parametrize("reply, ok", [
-    ("Condition: high stress predicted (0.90).\nSuggested changes: raise Mean steps from 20.0 to 140.0 "
+    ("Condition: high stress predicted (0.90).\nIntervention: raise Mean steps from 20.0 to 140.0 "
      "steps/min.\nWhy: the model then predicts moderate stress (0.80).", True),
-    ("Condition: high stress.\nSuggested changes: walk 10000 steps.\nWhy: it helps.", False),  # invented number
+    ("Condition: high stress.\nIntervention: walk 10000 steps.\nWhy: it helps.", False),  # invented number
     ("Walk more.", False),
     (RuntimeError("down"), False),
 ])

@@ -5,15 +5,13 @@ import pickle
 import numpy as np
 import pytest
 
-from sensecf.data.split import patient_split
-from sensecf.data.tabular import load_uci_heart
 from sensecf.errors import ConfigError, DataError
 from sensecf.models.classifiers import CLASSIFIER_KINDS, Classifier, evaluate, train_classifier
 
 
 @pytest.fixture(scope="module")
-def split():
-    return patient_split(load_uci_heart(), seed=0)
+def split(uci_heart_split):
+    return uci_heart_split
 
 
 @pytest.mark.slow
@@ -22,7 +20,8 @@ def test_train_evaluate_save_load_roundtrip(split, kind, tmp_path):
     train, test = split
     clf = train_classifier(kind, train.X, train.y, train.schema, seed=0)
     m = evaluate(clf, test.X, test.y)
-    assert set(m) == {"accuracy", "precision", "recall", "f1", "auc"}
+    assert set(m) == {"accuracy", "precision", "recall", "f1", "macro_f1", "f1_class0", "f1_class1", "auc", "brier",
+                      "ece"}
     assert m["accuracy"] > 0.75 and m["auc"] > 0.85          # real signal on the held-out patients
     proba = clf.predict_proba(test.X)
     assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1)

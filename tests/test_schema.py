@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from sensecf.errors import ConfigError, DataError
-from sensecf.generators.constraints import changed_features, constraint_violations, project_to_constraints
-from sensecf.schema import FeatureSpec, Schema, aireadi_stress_schema
+from sensecf.cf.constraints import changed_features, constraint_violations, project_to_constraints
+from sensecf.data.aireadi.schema import aireadi_stress_schema
+from sensecf.schema import FeatureSpec, Schema
 
 
 def test_builtin_schema_has_the_papers_twelve_features():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.progress import Progress
+from sensecf.console import progress_bar
 
 from sensecf.backends.base import BackendError, Chat, SamplingSettings
 from sensecf.backends.threads import configure_torch_threads
@@ -118,7 +118,7 @@ class HFBackend:
                 encoded[i] = ids
         order = sorted(encoded, key=lambda i: len(encoded[i]))  # similar lengths together: less padding
         batches = [order[k:k + self.batch_size] for k in range(0, len(order), self.batch_size)]
-        with Progress(disable=not self.progress or len(batches) < 2, transient=True) as bar:
+        with progress_bar(enabled=self.progress and len(batches) >= 2, transient=True) as bar:
             task = bar.add_task(f"generating ({self.model_id})", total=len(batches))
             for b, batch in enumerate(batches):
                 try:

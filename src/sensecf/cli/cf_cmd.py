@@ -69,7 +69,8 @@ def benchmark(
     n: int = typer.Option(50, "--n", help="Test instances per class."),
     classifier: str = typer.Option("nn", help="Black-box classifier: nn | lr | rf | gb."),
     seed: int = typer.Option(0, help="Seed of the split, classifier, sampling and methods."),
-    cfnow_time_limit: float = typer.Option(10.0, help="CFNOW seconds per instance (the package default is 120)."),
+    cfnow_time_limit: Optional[float] = typer.Option(None, help="CFNOW seconds per instance (default: option "
+                                                                "cfnow_time_limit, 10; the package's own is 120)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
     backend: Optional[str] = typer.Option(None, help=BACKEND_HELP),
     base_url: Optional[str] = typer.Option(None, help=BASE_URL_HELP),
@@ -78,8 +79,8 @@ def benchmark(
     """Run counterfactual methods on the same test instances; write Table III (per class)."""
     from ..experiments.benchmark import run_benchmark
 
-    opts = {"cfnow_time_limit": cfnow_time_limit, **llm_settings(backend, base_url, allow_remote),
-            **parse_options(option)}
+    opts = {**({"cfnow_time_limit": cfnow_time_limit} if cfnow_time_limit is not None else {}),
+            **llm_settings(backend, base_url, allow_remote), **parse_options(option)}
     train, test = train_test(data, schema, seed)
     clf = _classifier(classifier, train, seed)
     run_benchmark(train, test, clf, [m.strip() for m in methods.split(",") if m.strip()], n_per_class=n,
@@ -119,7 +120,7 @@ def explain(
     factual = test.X.loc[[matches[0]]]
     target = 1 - int(clf.predict(factual)[0])
     gen = build_generator(method, GeneratorContext(train.schema, clf, train.X, train.y, seed,
-                                                   {"cfnow_time_limit": 10, **llm, **parse_options(option)}))
+                                                   {**llm, **parse_options(option)}))
     res = gen.generate(factual, target)
     idx = factual.index[0]
     status, reason = res.status[idx], res.reason[idx]
@@ -134,11 +135,12 @@ def explain(
     view.update({"row": row, "method": method, "status": status, "reason": reason,
                  "narrative": narrative(view, train.schema)})
     if llm_narrative:
-        from ..generators.llm.generator import cached_backend, llm_narrative as write_narrative
+        from ..experiments.intervention import llm_narrative as write_narrative
+        from ..generators.base import method_options
+        from ..generators.llm.resources import cached_backend
 
-        opts = {**llm, **parse_options(option)}
-        model = cached_backend(str(opts.get("backend", "embedded")), base_url=opts.get("base_url"),
-                               allow_remote=bool(opts.get("allow_remote", False)))
+        opts = method_options("llm-zero-shot", {**llm, **parse_options(option)})
+        model = cached_backend(opts.backend, base_url=opts.base_url, allow_remote=opts.allow_remote)
         view["llm_narrative"] = write_narrative(view, train.schema, model)
     if as_json:
         typer.echo(json.dumps(view, indent=2))

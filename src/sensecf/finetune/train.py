@@ -18,30 +18,33 @@ import shutil
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from ..backends.hf import accepts_system_role, fit_chat, plain_prompt
+from ..backends.spec import parse_backend_spec
+from ..console import console
 from ..data.dataset import Dataset
-from ..paths import default_adapter_dir
-from ..provenance import package_versions, write_json
 from ..errors import ConfigError, DataError
+from ..files import write_json
+from ..paths import default_adapter_dir
+from ..provenance import package_versions
 from .config import FinetuneConfig
 from .pairs import build_pairs
-
-console = Console(stderr=True)
 CARD = "card.json"
 KEY_FILE = "sensecf-run-key.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 def resolve_base(base: str | Path) -> tuple[Path, str]:
-    """(checkpoint folder, model id for cards): "embedded" -> the converted SmolLM2 checkpoint, else a folder."""
-    if str(base) == "embedded" or str(base).startswith("embedded:"):
-        from ..backends.embedded import embedded_checkpoint
+    """(checkpoint folder, model id for cards): "embedded[:name]" -> the converted embedded checkpoint, "hf:PATH"
+    or a plain path -> that transformers checkpoint folder."""
+    text = str(base)
+    if text == "embedded" or text.startswith(("embedded:", "hf:")):
+        spec = parse_backend_spec(text)
+        if spec.kind == "embedded":
+            from ..backends.embedded import embedded_checkpoint
 
-        name = str(base).partition(":")[2] or "smollm2"
-        return embedded_checkpoint(name), f"embedded:{name}"
-    path = Path(base).expanduser()
+            return embedded_checkpoint(spec.arg), f"embedded:{spec.arg}"
+        text = spec.arg
+    path = Path(text).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"base model folder {path} has no config.json (expected a transformers checkpoint, "
                           "or 'embedded')")
@@ -201,12 +204,12 @@ def finetune(train: Dataset, classifier, base: str | Path = "embedded", config: 
     if card_path.is_file() and all((out / f).is_file() for f in ADAPTER_FILES):
         card = json.loads(card_path.read_text())
         if card.get("key") == key:
-            console.print(f"[dim]✓ fine-tune: kept the adapter in {out} (card matches data and config)[/]")
+            console().print(f"[dim]✓ fine-tune: kept the adapter in {out} (card matches data and config)[/]")
             return out
     ckpt_dir = out / "checkpoints"
     key_file = ckpt_dir / KEY_FILE
     if ckpt_dir.exists() and (not resume or not key_file.is_file() or json.loads(key_file.read_text()) != key):
-        console.print(f"[yellow]discarding checkpoints in {ckpt_dir}: "
+        console().print(f"[yellow]discarding checkpoints in {ckpt_dir}: "
                       f"{'--no-resume' if not resume else 'they belong to other data or settings'}[/]")
         shutil.rmtree(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -227,7 +230,7 @@ def finetune(train: Dataset, classifier, base: str | Path = "embedded", config: 
     max_length = cfg.max_length
     if longest > max_length:  # truncation would cut the answer off: fit the longest pair instead
         max_length = int(math.ceil(longest / 64) * 64)
-        console.print(f"[yellow]max_length {cfg.max_length} is shorter than the longest pair ({longest} tokens); "
+        console().print(f"[yellow]max_length {cfg.max_length} is shorter than the longest pair ({longest} tokens); "
                       f"using {max_length} so no answer is truncated[/]")
 
     args = SFTConfig(
@@ -249,7 +252,7 @@ def finetune(train: Dataset, classifier, base: str | Path = "embedded", config: 
                          eval_dataset=datasets.Dataset.from_list(eval_records) if eval_records else None,
                          processing_class=tokenizer, peft_config=lora)
     last = get_last_checkpoint(str(ckpt_dir)) if resume else None
-    console.print(f"[bold]fine-tuning[/] {base_id}: {len(train_pairs)} pairs, {len(eval_pairs)} validation"
+    console().print(f"[bold]fine-tuning[/] {base_id}: {len(train_pairs)} pairs, {len(eval_pairs)} validation"
                   + (f", resuming from {Path(last).name}" if last else ""))
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
@@ -276,6 +279,6 @@ def finetune(train: Dataset, classifier, base: str | Path = "embedded", config: 
     (out / "README.md").write_text(_readme(card))
     write_json(card_path, card)  # written last: marks the adapter complete
     shutil.rmtree(ckpt_dir, ignore_errors=True)
-    console.print(f"[bold green]adapter written[/]: {out} ({card['steps']} steps, {card['wall_seconds']} s, "
+    console().print(f"[bold green]adapter written[/]: {out} ({card['steps']} steps, {card['wall_seconds']} s, "
                   f"train loss {card['train_loss_last']}, eval loss {eval_loss})")
     return out

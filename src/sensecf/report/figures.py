@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder  # noqa: E402
 
 from ..errors import DataError  # noqa: E402
-from ..generators.constraints import changed_features  # noqa: E402
+from ..cf.constraints import changed_features  # noqa: E402
 from ..schema import Schema  # noqa: E402
 
 
@@ -47,15 +47,14 @@ def _valid_pairs(factuals: pd.DataFrame, table: pd.DataFrame, schema: Schema, me
     return fact, ok[schema.feature_names]
 
 
-def change_frequency(factuals: pd.DataFrame, cf_tables: dict[str, pd.DataFrame], schema: Schema,
-                     ranges: dict | None = None) -> pd.DataFrame:
+def change_frequency(factuals: pd.DataFrame, cf_tables: dict[str, pd.DataFrame], schema: Schema) -> pd.DataFrame:
     """Methods x features: share of each method's valid CFs that change the feature (NaN row: no valid CF)."""
     rows = {}
     for method, table in cf_tables.items():
         fact, cfs = _valid_pairs(factuals, table, schema, method)
         counts = pd.Series(0.0, index=schema.feature_names)
         for (_, f), (_, c) in zip(fact.iterrows(), cfs.iterrows()):
-            counts[changed_features(f, c, schema, ranges)] += 1
+            counts[changed_features(f, c, schema)] += 1
         rows[method] = counts / len(cfs) if len(cfs) else counts * np.nan
     return pd.DataFrame(rows).T.reindex(columns=schema.feature_names)
 
@@ -152,4 +151,20 @@ def latent_space(X_train: pd.DataFrame, factuals: pd.DataFrame, cf_tables: dict[
     fig.suptitle("Latent space (PCA of min-max/one-hot encoded features, fitted on training data) — Fig 8",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.08 + 0.02 * (rows > 1), 1, 0.95))
+    return save_figure(fig, path)
+
+
+def reliability_plot(tables: dict[str, list[dict]], path: Path | str) -> Path:
+    """Reliability diagram per classifier from classifiers.json's bins (mean predicted vs observed rate)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    for kind, bins in tables.items():
+        if bins:
+            ax.plot([b["mean_predicted"] for b in bins], [b["observed"] for b in bins], marker="o", label=kind)
+    ax.set_xlabel("mean predicted P(class 1)")
+    ax.set_ylabel("observed share of class 1")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return save_figure(fig, path)

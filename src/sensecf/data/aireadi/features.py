@@ -29,7 +29,7 @@ import pandas as pd
 from rich.progress import track
 
 from ...errors import DataError
-from ...schema import aireadi_stress_schema
+from .schema import aireadi_stress_schema
 from ..dataset import Dataset
 from .reader import STAGES, Cohort, ParticipantStreams, _console, read_cohort
 

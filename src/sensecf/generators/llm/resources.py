@@ -1,0 +1,46 @@
+"""What the LLM generators load: backends built once per process, and fine-tuned adapters (the default one and
+the prompt style an adapter was trained with)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ...backends.base import TextBackend
+from ...errors import ConfigError
+from ...paths import default_adapter_dir
+
+_BACKENDS: dict[tuple, TextBackend] = {}
+
+
+def cached_backend(spec: str = "embedded", **kwargs) -> TextBackend:
+    """make_backend(spec, **kwargs), built once per distinct (spec, settings) in this process."""
+    from ...backends import registry
+
+    key = (spec, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+    if key not in _BACKENDS:
+        _BACKENDS[key] = registry.make_backend(spec, **kwargs)
+    return _BACKENDS[key]
+
+
+def default_adapter() -> Path:
+    """The adapter saved by the last default `sensecf finetune`; ConfigError when there is none."""
+    adapter = default_adapter_dir()
+    if not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"no fine-tuned adapter at {adapter}: run `sensecf finetune` first "
+                          "(or pass --option adapter=PATH)")
+    return adapter
+
+
+def adapter_card(adapter: str | Path) -> dict:
+    """An adapter's card.json ({} when it has none or it cannot be read)."""
+    card = Path(adapter) / "card.json"
+    try:
+        return json.loads(card.read_text()) if card.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def adapter_prompt_style(adapter: str | Path) -> str:
+    """The prompt style an adapter was trained with (its card's config), "paper" when it has no card."""
+    return adapter_card(adapter).get("config", {}).get("prompt_style", "paper")
