@@ -17,7 +17,7 @@ from ..backends.spec import parse_backend_spec
 from ..console import console
 from ..errors import ConfigError
 from ..files import read_json, write_csv, write_json
-from ..generators.base import check_methods, method_options
+from ..generators.base import check_methods, method_options, scope_chain
 from ..generators.options import LLMOptions, scoped
 from ..paths import default_adapter_dir
 from ..provenance import package_versions
@@ -88,7 +88,7 @@ class Study:
     @staticmethod
     def _pass(name: str, methods: list[str], first_pass: bool) -> tuple[str, list[str]]:
         """(step name, methods) of a step: the first pass leaves out the methods that wait for the adapter."""
-        kept = [m for m in methods if m not in ADAPTER_METHODS] if first_pass else methods
+        kept = [m for m in methods if not needs_adapter([m])] if first_pass else methods
         return (name if kept == methods else f"{name}: methods without the adapter"), kept
 
     # ---- steps -----------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ class Study:
 
 def needs_adapter(methods) -> bool:
     """Whether any of `methods` generates with the fine-tuned adapter."""
-    return any(m.split("+")[0].split("@")[0] in ADAPTER_METHODS for m in methods)
+    return any(scope_chain(m)[0] in ADAPTER_METHODS for m in methods)
 
 
 def finetune_base(backend: str | None) -> str | None:

@@ -37,8 +37,17 @@ MEAL_PEAK_MIN = np.array([45.0, 55.0, 70.0, 75.0])
 DAY_GLUCOSE_SD = np.array([5.0, 7.0, 14.0, 20.0])
 NOISE_SD = np.array([6.0, 8.0, 12.0, 18.0])
 DAILY_STEPS = np.array([7500.0, 6500.0, 5500.0, 4800.0])
-# latent daily stress: z = weights . (sleep, glucose, inactivity, participant, day noise); mean = offset + scale*z
-STRESS_WEIGHTS = dict(sleep=1.4, glucose=0.7, inactivity=0.7, participant=0.5, day=0.5)
+# latent daily stress z = r_sleep * sleep + r_glucose * glucose - r_activity * activity + participant + day noise,
+# mean daily stress = offset + scale * z. Each person's responses r_* are drawn around a population mean (between-
+# person heterogeneity: some barely react, a few react the other way), so a classifier must see many people to
+# learn the population relationship (see STRESS_RESPONSE docs in the module docstring).
+STRESS_RESPONSE = dict(sleep=(1.4, 0.0), glucose=(0.7, 0.0), activity=(0.7, 0.0))  # (mean, sd across people)
+STRESS_NOISE = dict(participant=0.5, day=0.5)
+# interactions a classifier must learn from many people: glucose matters more with diabetes (per study group),
+# sleep more with age (per SD of age), and activity above a person's usual level relieves stress only up to a cap
+GLUCOSE_REACTIVITY = (1.0, 1.0, 1.0, 1.0)
+SLEEP_AGE_SLOPE = 0.0
+ACTIVITY_RELIEF_CAP = np.inf
 STRESS_OFFSET, STRESS_SCALE = 71.0, 8.0
 GARMIN_MANIFEST_COLUMNS = [
     "wrist_worn_on", "dominant_hand", "heartrate_filepath", "heartrate_record_count", "average_heartrate_bpm",
@@ -90,7 +99,7 @@ def _sleep_epochs(bed: pd.Timestamp, minutes: float, pct: dict[str, float]) -> t
     return stages[keep].tolist(), bounds[:-1][keep], bounds[1:][keep]
 
 
-def _participant(pid: str, tzname: str, tzcode: str, gi: int, rng: np.random.Generator, days: int,
+def _participant(pid: str, tzname: str, tzcode: str, gi: int, age: int, rng: np.random.Generator, days: int,
                  version: str, edge: dict) -> tuple[dict[str, dict], dict]:
     """Simulate one participant; returns ({modality: json doc}, manifest statistics)."""
     d0 = pd.Timestamp("2023-08-01") + pd.Timedelta(days=int(rng.integers(0, 150)))
@@ -120,10 +129,13 @@ def _participant(pid: str, tzname: str, tzcode: str, gi: int, rng: np.random.Gen
     day_act = rng.lognormal(0, 0.3, days)
     sleep_score = np.array([((p["awake"] - 10) / 2.5 - (p["deep"] - 15) / 3 - (p["rem"] - 21) / 2.5) / np.sqrt(3)
                             for _, _, p in nights])
-    w = STRESS_WEIGHTS
-    z = (w["sleep"] * sleep_score + w["glucose"] * (day_g / DAY_GLUCOSE_SD[gi] + 0.4 * (gi - 1.5))
-         - w["inactivity"] * (np.log(day_act) / 0.3 + np.log(steps_p / DAILY_STEPS[gi]) / 0.35) / np.sqrt(2)
-         + w["participant"] * stress_p + w["day"] * rng.normal(0, 1, days))
+    resp = np.random.default_rng(rng.integers(2 ** 62))  # the person's responses, from their own stream
+    r = {k: resp.normal(m, sd) for k, (m, sd) in STRESS_RESPONSE.items()}
+    activity = (np.log(day_act) / 0.3 + np.log(steps_p / DAILY_STEPS[gi]) / 0.35) / np.sqrt(2)
+    z = (r["sleep"] * (1 + SLEEP_AGE_SLOPE * (age - 57) / 9) * sleep_score
+         + r["glucose"] * GLUCOSE_REACTIVITY[gi] * (day_g / DAY_GLUCOSE_SD[gi] + 0.4 * (gi - 1.5))
+         - r["activity"] * np.minimum(activity, ACTIVITY_RELIEF_CAP)
+         + STRESS_NOISE["participant"] * stress_p + STRESS_NOISE["day"] * rng.normal(0, 1, days))
     day_stress = STRESS_OFFSET + STRESS_SCALE * z
 
     def asleep(idx: pd.DatetimeIndex) -> np.ndarray:
@@ -301,8 +313,8 @@ def write_synthetic_cohort(out_dir: str | Path, n_participants: int = 120, days:
     for i in (track(idx, description="writing synthetic AI-READI cohort", console=_console) if progress else idx):
         pid, (site, _, tzcode, tzname) = pid_list[i], SITES[site_idx[i]]
         edge = {"low_high": i == 0, "calibration": i == 1, "duplicates": i % 5 == 0, "plain_times": i % 7 == 3}
-        docs, stats = _participant(pid, tzname, tzcode, int(groups[i]), np.random.default_rng(children[i]),
-                                   days, version, edge)
+        docs, stats = _participant(pid, tzname, tzcode, int(groups[i]), int(ages[i]),
+                                   np.random.default_rng(children[i]), days, version, edge)
         for m, doc in docs.items():
             if not (m == "cgm" and i == no_cgm):
                 _write_json(root, _relpath(pid, m), doc)
