@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cf import CFResult
+from ..cf import STATUSES, CFResult
 from ..console import progress_bar
 from ..data.dataset import Dataset
 from ..errors import ConfigError
@@ -92,7 +92,7 @@ def _read_cf_table(path: Path, schema) -> pd.DataFrame:
     missing = [c for c in ("factual_id", *schema.feature_names, *BASE_COLUMNS) if c not in df.columns]
     if missing:
         raise DamagedFile(f"missing column(s) {missing}")
-    return df
+    return df[df["status"].isin(STATUSES) & df["factual_id"].notna()]  # a line cut short is not a row
 
 
 def _as_result(df: pd.DataFrame, method: str, factuals: pd.DataFrame, schema) -> CFResult:
@@ -110,6 +110,8 @@ def result_from_csv(path: Path, method: str, factuals: pd.DataFrame, schema) -> 
         ids = pd.Index(df["factual_id"]).astype(factuals.index.dtype)
     except (TypeError, ValueError):
         ids = pd.Index(df["factual_id"].astype(str))
+    if len(ids) < len(factuals) and ids.isin(factuals.index).all():
+        raise DamagedFile(f"holds {len(ids)} of the {len(factuals)} factuals (cut short)")
     if not ids.sort_values().equals(factuals.index.sort_values()):
         raise ConfigError(f"{path} holds CFs for other factuals than this run's sample "
                           "(different --n, seed or data); use another output directory")
@@ -262,8 +264,9 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
                 try:
                     result = result_from_csv(path, method, factuals, schema)
                     bar.stop_task(bar.add_task(f"{method} (cached)", total=len(factuals), completed=len(factuals)))
-                except DamagedFile as e:
+                except DamagedFile as e:  # its complete rows are reused like those of an interrupted method
                     warn_damaged(path, str(e))
+                    path.replace(out_dir / "cfs" / f"{method}.partial.csv")
             if result is None:
                 result = _run_method(method, ctx, factuals, targets, out_dir, batch_size, bar)
             per_class = {}

@@ -16,7 +16,7 @@ from ..background import BackgroundJob
 from ..backends.spec import parse_backend_spec
 from ..console import console
 from ..errors import ConfigError
-from ..files import read_json, write_csv, write_json
+from ..files import read_json, warn_damaged, write_csv, write_json
 from ..generators.base import check_methods, method_options, scope_chain
 from ..generators.options import LLMOptions, scoped
 from ..paths import default_adapter_dir
@@ -65,8 +65,9 @@ class Study:
                                             "reduction_unit": getattr(self, "unit", None),
                                             "versions": package_versions()})
 
-    def _step(self, name: str, output: str, fn, done=None) -> None:
-        """Run `fn` unless its output exists (or `done()` says the output is complete); record its wall time."""
+    def _step(self, name: str, output: str, fn, done=None, before: float = 0.0) -> None:
+        """Run `fn` unless its output exists (or `done()` says the output is complete); record its wall time (plus
+        `before`: seconds of preparation that belong to the step)."""
         target = self.out / output
         if done() if done is not None else target.exists():
             console().print(f"[dim]✓ {name}: kept {target.name} from an earlier run[/]")
@@ -74,7 +75,7 @@ class Study:
         console().rule(f"[bold]{name}")
         t0 = time.perf_counter()
         fn()
-        self.timings[name] = round(time.perf_counter() - t0, 1)
+        self.timings[name] = round(time.perf_counter() - t0 + before, 1)
         self._save_run_info(status="running")
 
     def _records(self, output: str, methods: list[str], key) -> bool:
@@ -97,6 +98,7 @@ class Study:
         from ..data.split import patient_split, reduction_unit
 
         cfg = self.cfg
+        t0 = time.perf_counter()
         ds = load_dataset(cfg.data, schema=cfg.schema, seed=cfg.seed, participants=cfg.participants, days=cfg.days,
                           demographics=cfg.demographics, cache_dir=self.out / "data")
         train, test = patient_split(ds, test_size=0.2, seed=cfg.seed)
@@ -119,7 +121,7 @@ class Study:
             ds.schema.to_yaml(self.out / "schema.yaml")
         self._step("data", "data_summary.json", summary,
                    done=lambda: all((self.out / f).exists() for f in ("data_summary.json", "schema.yaml",
-                                                                       *SPLIT_FILES)))
+                                                                       *SPLIT_FILES)), before=time.perf_counter() - t0)
 
     def classifiers(self):
         from ..models.classifiers import Classifier, evaluate, reliability_table, train_classifier
@@ -139,8 +141,21 @@ class Study:
                                                        "reliability": reliability, "fit": fit_info})
         self._step("classifiers", "classifiers.json", fit,
                    done=lambda: self._records("classifiers.json", [cfg.classifier], lambda c: c["test_metrics"])
-                   and self.model_path.exists())
+                   and self._model_readable())
         self.classifier = Classifier.load(self.model_path)
+
+    def _model_readable(self) -> bool:
+        """Whether model.pkl loads; a damaged one is warned about and retrained."""
+        from ..models.classifiers import Classifier
+
+        if not self.model_path.exists():
+            return False
+        try:
+            Classifier.load(self.model_path)
+            return True
+        except ConfigError as e:
+            warn_damaged(self.model_path, str(e))
+            return False
 
     def classifier_curve(self, jobs: int = 2):
         from ..experiments.classifier_curve import classifier_curve

@@ -219,11 +219,16 @@ class LLMGenerator(CFMethod):
                             raise RuntimeError(f"backend returned {len(outs)} results for {len(batch)} prompts")
                     except Exception as exc:  # a backend breaking its contract fails this batch, not the run
                         outs = [exc] * len(batch)
+                    share = (time.perf_counter() - t0) / len(batch)
+                    # a cached answer counts what it cost when it was generated (backends/cache.py)
+                    costs = getattr(self.backend, "last_seconds", None)
+                    costs = costs if costs and len(costs) == len(batch) else [share] * len(batch)
+                    t1 = time.perf_counter()
                     for r, out in zip(batch, outs):
                         self._handle(r, out, final)
-                    share = (time.perf_counter() - t0) / len(batch)
-                    for r in batch:
-                        r.seconds += share
+                    verify = (time.perf_counter() - t1) / len(batch)
+                    for r, cost in zip(batch, costs):
+                        r.seconds += cost + verify
                     bar.advance(task, len(batch))
         for r in rows:
             r.outcome = r.outcome or GIVEN_UP
