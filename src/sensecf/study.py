@@ -15,6 +15,7 @@ from rich.console import Console
 from .background import BackgroundJob
 from .errors import ConfigError
 from .generators.base import options_for
+from .locking import FolderLock
 from .paths import default_adapter_dir
 from .provenance import package_versions, write_json
 
@@ -100,6 +101,7 @@ class Study:
 
     def __init__(self, config: StudyConfig, out_dir: Path):
         self.cfg, self.out = config, Path(out_dir)
+        self.lock = FolderLock(self.out, "run folder")  # one study per folder while this object lives
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
         self.adapter: str | None = None  # set by the fine-tuning step

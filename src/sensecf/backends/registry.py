@@ -10,11 +10,14 @@ from sensecf.errors import ConfigError
 SPEC_FORMS = ("embedded", "embedded:smollm2", "embedded:gemma", "hf:PATH", "openai:MODEL")
 
 
-def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key_env: str | None = None,
                  adapter: str | Path | None = None, allow_remote: bool = False, cache_dir: str | Path | None = None,
-                 batch_size: int = 8) -> TextBackend:
-    """Build the backend named by `spec`; wrapped in a CachedBackend when `cache_dir` is given."""
+                 batch_size: int = 8, **server) -> TextBackend:
+    """Build the backend named by `spec`; wrapped in a CachedBackend when `cache_dir` is given. `server` holds
+    further OpenAIBackend arguments (timeout, batch_timeout, max_retries, concurrency, trust_env)."""
     kind, _, arg = (spec or "").strip().partition(":")
+    if server and kind != "openai":
+        raise ConfigError(f"{', '.join(sorted(server))} apply to openai: backends only, not {spec!r}")
     if kind == "embedded":
         from sensecf.backends.embedded import EMBEDDED_MODELS, EmbeddedBackend
 
@@ -33,7 +36,7 @@ def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key
         if adapter:
             raise ConfigError("an adapter cannot be attached to an openai backend; serve it (e.g. vLLM --lora-modules)"
                               " and name it in openai:MODEL")
-        backend = OpenAIBackend(arg, base_url=base_url, api_key_env=api_key_env, allow_remote=allow_remote)
+        backend = OpenAIBackend(arg, base_url=base_url, api_key_env=api_key_env, allow_remote=allow_remote, **server)
     else:
         raise ConfigError(f"unknown backend spec {spec!r}; valid forms: {', '.join(SPEC_FORMS)}")
     if cache_dir is not None:

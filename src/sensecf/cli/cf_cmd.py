@@ -11,8 +11,9 @@ import yaml
 from rich.console import Console
 
 from ..errors import ConfigError, DataError
+from ..locking import FolderLock
 from .app import app
-from .options import DATA_HELP, SCHEMA_HELP
+from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, exit_if_only_backend_errors
 
 DEFAULT_METHODS = "dice-random,dice-genetic,dice-kdtree,cfnow-greedy,cfnow-random,nice-sparsity,nice-proximity," \
                   "nice-plausibility"
@@ -80,13 +81,16 @@ def benchmark(
 
     opts = {"cfnow_time_limit": cfnow_time_limit, **llm_settings(backend, base_url, allow_remote),
             **parse_options(option)}
-    train, test = train_test(data, schema, seed)
-    clf = _classifier(classifier, train, seed)
-    run_benchmark(train, test, clf, [m.strip() for m in methods.split(",") if m.strip()], n_per_class=n,
-                  seed=seed, out_dir=out, options=opts)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    check_llm_servers(method_list, opts)
+    with FolderLock(out, "benchmark folder"):
+        train, test = train_test(data, schema, seed)
+        clf = _classifier(classifier, train, seed)
+        run_benchmark(train, test, clf, method_list, n_per_class=n, seed=seed, out_dir=out, options=opts)
     console = Console()
     console.print((out / "benchmark.md").read_text(), markup=False, highlight=False)
     console.print(f"[bold green]written[/]: {out / 'benchmark.json'}")
+    exit_if_only_backend_errors(out, method_list)
 
 
 @app.command()
@@ -110,6 +114,7 @@ def explain(
     from ..generators.base import GeneratorContext, build_generator
 
     llm = llm_settings(backend, base_url, allow_remote)
+    check_llm_servers([method], {**llm, **parse_options(option)})
     train, test = train_test(data, schema, seed)
     matches = [i for i in test.frame.index if str(i) == row]
     if not matches:
@@ -134,11 +139,13 @@ def explain(
     view.update({"row": row, "method": method, "status": status, "reason": reason,
                  "narrative": narrative(view, train.schema)})
     if llm_narrative:
+        from ..backends.openai_backend import server_options
         from ..generators.llm.generator import cached_backend, llm_narrative as write_narrative
 
         opts = {**llm, **parse_options(option)}
-        model = cached_backend(str(opts.get("backend", "embedded")), base_url=opts.get("base_url"),
-                               allow_remote=bool(opts.get("allow_remote", False)))
+        spec = str(opts.get("backend", "embedded"))
+        model = cached_backend(spec, base_url=opts.get("base_url"), allow_remote=bool(opts.get("allow_remote", False)),
+                               **server_options(spec, opts))
         view["llm_narrative"] = write_narrative(view, train.schema, model)
     if as_json:
         typer.echo(json.dumps(view, indent=2))

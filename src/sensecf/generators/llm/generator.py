@@ -31,6 +31,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ...backends.base import Chat, SamplingSettings, TextBackend
+from ...backends.openai_backend import server_options
 from ...errors import ConfigError
 from ...paths import default_adapter_dir
 from ...schema import Schema
@@ -389,7 +390,7 @@ def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
     batch_size = _opt(o, "batch_size", int, 8)
     backend = cached_backend(spec, base_url=o.get("base_url"), adapter=adapter,
                              allow_remote=_opt(o, "allow_remote", bool, False), cache_dir=o.get("cache_dir"),
-                             batch_size=batch_size)
+                             batch_size=batch_size, **server_options(spec, o))
     return LLMGenerator(context, backend, mode=mode, k=_opt(o, "k", int, 3),
                         repair_rounds=_opt(o, "repair_rounds", int, 2), candidates=candidates,
                         temperature=_opt(o, "temperature", float, 0.7 if candidates > 1 else 0.0),
