@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError
 from ..files import write_json
 from ..paths import default_adapter_dir
 from ..provenance import package_versions
+from ..locking import FolderLock
 from .config import FinetuneConfig
 from .pairs import build_pairs
 CARD = "card.json"
@@ -204,13 +205,20 @@ def finetune(train: Dataset, classifier, base: str | Path = "embedded", config: 
              progress: bool = True) -> Path:
     """Fine-tune `base` with LoRA (QLoRA with quantize="nf4", CUDA only) on SFT pairs of the training split;
     returns the adapter folder (default: default_adapter_dir()). Skips training when the folder's card matches.
+    A second trainer of the same folder waits for the first (folder lock), then finds its card.
     """
+    out = Path(out_dir).expanduser() if out_dir is not None else default_adapter_dir()
+    with FolderLock(out, "adapter folder", wait=True):
+        return _finetune(train, classifier, base, config, out, seed, quantize, resume, progress)
+
+
+def _finetune(train: Dataset, classifier, base, config: FinetuneConfig | None, out: Path, seed: int,
+              quantize: str | None, resume: bool, progress: bool) -> Path:
     import torch
 
     cuda = torch.cuda.is_available()
     cfg = (config or FinetuneConfig.load(None)).effective(cuda)
     check_device(quantize, cfg, cuda)
-    out = Path(out_dir).expanduser() if out_dir is not None else default_adapter_dir()
     base_path, base_id = resolve_base(base)
     threads = None
     if not cuda:

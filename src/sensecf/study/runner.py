@@ -17,8 +17,10 @@ from ..backends.spec import parse_backend_spec
 from ..console import console
 from ..errors import ConfigError
 from ..files import read_json, warn_damaged, write_csv, write_json
-from ..generators.base import check_methods, method_options, scope_chain
-from ..generators.options import LLMOptions, scoped
+from ..generators.base import check_methods, scope_chain
+from ..generators.llm.resources import check_servers
+from ..generators.options import scoped
+from ..locking import FolderLock
 from ..paths import default_adapter_dir
 from ..provenance import package_versions
 from .config import StudyConfig
@@ -29,28 +31,14 @@ FINETUNE_LOG = "finetune.log"
 SPLIT_FILES = ("train.csv", "test.csv")
 
 
-def check_privacy(cfg: StudyConfig) -> None:
-    """Refuse, before any work, a study whose LLM methods would send patient rows to a non-loopback server
-    without allow_remote."""
-    from ..backends.openai_backend import DEFAULT_BASE_URL, is_loopback_url
-
-    for method in dict.fromkeys(cfg.methods + cfg.aug_methods):
-        opts = method_options(method, cfg.options)
-        if not isinstance(opts, LLMOptions) or parse_backend_spec(opts.backend).kind != "openai":
-            continue
-        url = opts.base_url or DEFAULT_BASE_URL
-        if not is_loopback_url(url) and not opts.allow_remote:
-            raise ConfigError(f"{method} would send patient rows to the remote server {url}; pass --allow-remote "
-                              "(or options allow_remote: true) to opt in, or use a server on localhost")
-
-
 class Study:
     """Runs the steps of a study into `out_dir`; each step is skipped when its output already exists."""
 
     def __init__(self, config: StudyConfig, out_dir: Path):
         self.cfg, self.out = config, Path(out_dir)
         check_methods(config.methods + config.aug_methods)
-        check_privacy(config)  # also checks every option key, before anything is written
+        check_servers(config.methods + config.aug_methods, config.options)  # also checks every option key
+        self.lock = FolderLock(self.out, "run folder")  # one study per folder while this object lives
         previous = read_json(self.out / "run.json")
         if previous and previous.get("config") and previous["config"] != asdict(config):
             raise ConfigError(f"{self.out} holds a run with a different configuration; choose another --out "

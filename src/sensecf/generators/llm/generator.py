@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ...backends.base import Chat, SamplingSettings, TextBackend
+from ...backends.openai_backend import SERVER_OPTIONS
 from ...backends.spec import parse_backend_spec
 from ...console import progress_bar
 from ...errors import ConfigError
@@ -249,8 +250,7 @@ def llm_from_options(context: GeneratorContext, options: LLMOptions, mode: str) 
     # CPU-fine-tuned model learns which feature to move more reliably than how far (benchmarks/results/finetune.md)
     candidates = options.candidates or (COMPACT_CANDIDATES if style == "compact" else 1)
     temperature = options.temperature if options.temperature is not None else (0.7 if candidates > 1 else 0.0)
-    server = {"timeout": options.timeout, "max_retries": options.max_retries, "concurrency": options.concurrency} \
-        if spec.kind == "openai" else {}
+    server = {k: getattr(options, k) for k in SERVER_OPTIONS} if spec.kind == "openai" else {}
     backend = cached_backend(options.backend, base_url=options.base_url, adapter=adapter,
                              allow_remote=options.allow_remote, cache_dir=options.cache_dir,
                              batch_size=options.batch_size, **server)
