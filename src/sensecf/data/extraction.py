@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..files import write_csv
 from ..schema import FeatureSpec, Schema
 from .aireadi.schema import aireadi_stress_schema
 from .dataset import Dataset
@@ -272,3 +273,28 @@ def _all_dropped(dropped: dict[str, int], rules: WindowRules, label_src: str, n:
             "no_participant_value": "participants-file values are missing"}[top]
     counts = ", ".join(f"{REASON_TEXT[k]}: {v}" for k, v in dropped.items() if v)
     return f"{n} participant(s), windows dropped for {counts}; mostly because {hint}"
+
+
+def schema_path_for(out: Path) -> Path:
+    """Where the schema YAML of a feature table goes: FEATURES.csv -> FEATURES.schema.yaml."""
+    return out.with_name(f"{out.name.rsplit('.', 1)[0]}.schema.yaml")
+
+
+def write_features(ds: Dataset, out: str | Path) -> Path:
+    """Write a Dataset's table (CSV or Parquet by the suffix; integer features as whole numbers) atomically and its
+    schema YAML beside it; returns the schema path."""
+    out = Path(out)
+    frame = ds.frame.copy()
+    for f in ds.schema.features:
+        if f.kind == "integer":
+            frame[f.name] = frame[f.name].round().astype(int)
+    if out.suffix.lower() == ".parquet":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    else:
+        write_csv(out, frame)
+    path = schema_path_for(out)
+    ds.schema.to_yaml(path)
+    return path
