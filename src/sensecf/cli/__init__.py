@@ -12,7 +12,7 @@ from rich.console import Console
 
 from ..errors import SenseCFError
 from .app import app
-from . import data_cmd, train_cmd, cf_cmd, finetune_cmd, augment_cmd, run_cmd  # noqa: F401  (registers commands)
+from . import augment_cmd, cf_cmd, data_cmd, finetune_cmd, run_cmd, serve_cmd, train_cmd  # noqa: F401  (registers)
 
 #: optional or separately installed packages: module -> how to install it
 INSTALL = {

@@ -28,6 +28,7 @@ from .config import EXECUTION_SETTINGS, StudyConfig
 
 ADAPTER_METHODS = ("llm-fine-tuned",)  # methods that wait for the study's fine-tuned adapter
 FINETUNE_STEP = "fine-tune the LLM (LoRA)"
+PREGENERATION_STEP = "augmentation CFs of the adapter methods"
 FINETUNE_LOG = "finetune.log"
 SPLIT_FILES = ("train.csv", "test.csv")
 
@@ -49,6 +50,7 @@ class Study:
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = dict((previous or {}).get("timings_s") or {})
         self.adapter: str | None = None  # set by the fine-tuning step
+        self.pregeneration: dict | None = None  # augmentation CFs the background job generates after the fine-tune
         self._save_run_info(status="running")
 
     def _save_run_info(self, status: str) -> None:
@@ -186,9 +188,29 @@ class Study:
                        done=lambda: self._records("finetune.json", ["adapter"], lambda f: f))
             return None
         console().rule(f"[bold]{name}")
-        console().print(f"runs in a separate process while the steps that need no adapter go on; log: "
-                        f"{self.out / FINETUNE_LOG}")
-        return BackgroundJob(name, train_adapter, args, self.out / FINETUNE_LOG).start()
+        console().print(f"runs in a separate process while the steps that need no adapter go on, then generates "
+                        f"the adapter methods' augmentation CFs; log: {self.out / FINETUNE_LOG}")
+        self.pregeneration = self._pregeneration()
+        return BackgroundJob(name, finetune_then_pregenerate, (*args, self.pregeneration),
+                             self.out / FINETUNE_LOG).start()
+
+    def _aug_train(self):
+        """The training split the augmentation study uses (a stratified subsample of aug_train_rows)."""
+        from ..data.split import subsample_fraction
+
+        train = self.train
+        if self.cfg.aug_train_rows and len(train) > self.cfg.aug_train_rows:
+            train = subsample_fraction(train, self.cfg.aug_train_rows / len(train), seed=self.cfg.seed)
+        return train
+
+    def _pregeneration(self) -> dict | None:
+        """pregenerate_cfs arguments for the augmentation CFs of the methods that need the adapter (None: none)."""
+        methods = [m for m in self.cfg.aug_methods if needs_adapter([m])]
+        if not methods or self._records("augmentation.json", self.cfg.aug_methods, lambda a: a["config"]["methods"]):
+            return None
+        return dict(train=self._aug_train(), methods=methods, scenarios=self.cfg.aug_scenarios,
+                    seeds=self.cfg.aug_seeds, ratios=self.cfg.aug_ratios, classifier_kind=self.cfg.classifier,
+                    out_dir=self.out, options=self._options(), budget=self.cfg.aug_budget, unit=self.unit)
 
     def _background(self) -> bool:
         if self.cfg.background_finetune is not None:
@@ -206,6 +228,8 @@ class Study:
             waited = job.wait(on_poll=lambda line: status.update(f"fine-tuning: {line}"))
         out_json = self.out / "finetune.json"
         self.timings[FINETUNE_STEP + " (background)"] = round(out_json.stat().st_mtime - job.started_at, 1)
+        if self.pregeneration:
+            self.timings[PREGENERATION_STEP + " (background)"] = round(time.time() - out_json.stat().st_mtime, 1)
         self.timings["waiting for the fine-tune"] = waited
         card = (read_json(out_json) or {}).get("card", {})
         console().print(f"adapter written: {self.adapter} ({card.get('steps')} steps, {card.get('wall_seconds')} s "
@@ -231,13 +255,10 @@ class Study:
 
     def augmentation(self, first_pass: bool = False):
         """Table IV and Fig 7 (first pass as for the benchmark)."""
-        from ..data.split import subsample_fraction
         from ..experiments.augmentation import run_augmentation
 
         name, methods = self._pass("augmentation (Table IV, Fig 7)", self.cfg.aug_methods, first_pass)
-        train = self.train
-        if self.cfg.aug_train_rows and len(train) > self.cfg.aug_train_rows:
-            train = subsample_fraction(train, self.cfg.aug_train_rows / len(train), seed=self.cfg.seed)
+        train = self._aug_train()
         self._step(name, "augmentation.json", lambda: run_augmentation(
             train, self.test, methods, scenarios=tuple(self.cfg.aug_scenarios),
             seeds=tuple(self.cfg.aug_seeds), ratios=tuple(self.cfg.aug_ratios), classifier_kind=self.cfg.classifier,
@@ -305,6 +326,17 @@ def finetune_base(backend: str | None) -> str | None:
     """The model the study fine-tunes for a backend spec: the embedded model, an `hf:` checkpoint folder, or
     None for an OpenAI-compatible server (it serves its own adapter, e.g. vLLM --lora-modules)."""
     return parse_backend_spec(backend).finetune_base
+
+
+def finetune_then_pregenerate(train, model_path: Path, base: str, config, adapter_dir: str, seed: int,
+                              out_json: Path, pregeneration: dict | None) -> None:
+    """The study's background job: the fine-tune, then (when given) the augmentation CFs of the methods that need
+    the adapter (experiments/augmentation/run.pregenerate_cfs), which the augmentation step then reads back."""
+    train_adapter(train, model_path, base, config, adapter_dir, seed, out_json)
+    if pregeneration:
+        from ..experiments.augmentation.run import pregenerate_cfs
+
+        pregenerate_cfs(**pregeneration)
 
 
 def train_adapter(train, model_path: Path, base: str, config, adapter_dir: str, seed: int, out_json: Path) -> None:

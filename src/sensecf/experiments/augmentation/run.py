@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -65,6 +66,50 @@ def _fingerprint_options(options: dict, out_dir: Path) -> dict:
     return out
 
 
+class ReducedModel:
+    """The reduced split's classifier, trained on first use (CFs read from cache need none)."""
+
+    def __init__(self, kind: str, reduced: Dataset, seed: int):
+        self.kind, self.reduced, self.seed, self.clf = kind, reduced, seed, None
+
+    def __call__(self):
+        if self.clf is None:
+            r = self.reduced
+            self.clf = train_classifier(self.kind, r.X, r.y, r.schema, self.seed, groups=r.groups)
+        return self.clf
+
+
+def pair_setup(train: Dataset, scenario: str, seed: int, fraction: float, unit: str, budget: int | None,
+               ratios: Sequence[float]) -> tuple[Dataset, int, int, int, int]:
+    """(reduced split, augmented class, removed rows of that class, rows at ratio 100 %, CFs to generate) of one
+    (scenario, seed)."""
+    reduced, removed = scarcity_scenario(train, scenario, fraction=fraction, seed=seed, unit=unit)
+    target = augmented_class(scenario, reduced.y)
+    n_removed = int((removed.y == target).sum())
+    n_base = min(n_removed, int(budget)) if budget else n_removed
+    return reduced, target, n_removed, n_base, math.ceil(max(ratios) * n_base)
+
+
+def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind: str,
+                    out_dir: Path, options: dict, fraction: float = 0.5, budget: int | None = None,
+                    unit: str = "auto", chunk: int = 10) -> None:
+    """Generate (and cache in aug_cfs/) the CFs that run_augmentation with the same settings will add, without
+    training or scoring the augmented models: lets another process (the study's background job, once the adapter
+    exists) do the expensive generation while this one runs other steps. Runs in this process; tables already
+    cached are kept."""
+    unit = reduction_unit(train, unit)
+    ratios = sorted({float(r) for r in ratios})
+    (Path(out_dir) / "aug_cfs").mkdir(parents=True, exist_ok=True)
+    for scenario in [str(s).upper() for s in scenarios]:
+        for seed in [int(s) for s in seeds]:
+            reduced, target, _, _, n_max = pair_setup(train, scenario, seed, fraction, unit, budget, ratios)
+            for method in methods:
+                path = _cf_path(Path(out_dir), scenario, seed, method)
+                if read_cached(path, train.schema) is None:
+                    write_text(path, generate_cfs(method, reduced, ReducedModel(classifier_kind, reduced, seed),
+                                                  target, n_max, seed, options, chunk))
+
+
 @dataclass(frozen=True)
 class GridSetup:
     """What every (scenario, seed) pair of one study shares (sent to the executor once)."""
@@ -80,6 +125,8 @@ class GridSetup:
     budget: int | None
     unit: str
     chunk: int
+    #: seed -> test metrics of the full-train model (it depends on the seed only), filled by the pairs of one process
+    baselines: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -107,18 +154,12 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
     """Every unfinished cell of one (scenario, seed): the reduced model is trained once (only when a cell or the
     CFs need it) and each CF method generates once; nothing is written here (the caller records the result)."""
     train, test, schema, seed = setup.train, setup.test, setup.train.schema, job.seed
-    reduced, removed = scarcity_scenario(train, job.scenario, fraction=setup.fraction, seed=seed, unit=setup.unit)
-    target = augmented_class(job.scenario, reduced.y)
-    n_removed = int((removed.y == target).sum())
+    reduced, target, n_removed, n_base, n_max = pair_setup(train, job.scenario, seed, setup.fraction, setup.unit,
+                                                           setup.budget, setup.ratios)
     base = {"scenario": job.scenario, "seed": seed, "augmented_class": target, "n_removed": n_removed,
             "n_train": len(train), "n_reduced": len(reduced), "unit": setup.unit}
     out = PairResult(job.scenario, seed)
-    model: dict = {}
-
-    def reduced_model():
-        if "clf" not in model:
-            model["clf"] = train_classifier(setup.kind, reduced.X, reduced.y, schema, seed, groups=reduced.groups)
-        return model["clf"]
+    reduced_model = ReducedModel(setup.kind, reduced, seed)
 
     def cell(method: str, ratio: float, score, extra: dict | None = None) -> None:
         if (method, ratio) not in job.done:
@@ -127,11 +168,14 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
             out.cells.append({**base, "method": method, "ratio": ratio, **(extra or {}), "metrics": metrics,
                               "seconds": round(time.perf_counter() - t0, 2)})
 
-    cell("baseline", 0.0, lambda: evaluate(train_classifier(setup.kind, train.X, train.y, schema, seed,
-                                                            groups=train.groups), test.X, test.y))
+    def baseline() -> dict:
+        if seed not in setup.baselines:
+            clf = train_classifier(setup.kind, train.X, train.y, schema, seed, groups=train.groups)
+            setup.baselines[seed] = evaluate(clf, test.X, test.y)
+        return setup.baselines[seed]
+
+    cell("baseline", 0.0, baseline)
     cell("reduced", 0.0, lambda: evaluate(reduced_model(), test.X, test.y))
-    n_base = min(n_removed, int(setup.budget)) if setup.budget else n_removed
-    n_max = math.ceil(max(setup.ratios) * n_base)
     for source in setup.methods + setup.comparators:
         if all((source, r) in job.done for r in setup.ratios):
             continue
