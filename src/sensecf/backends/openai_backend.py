@@ -12,6 +12,7 @@ from sensecf.backends.base import BackendError, Chat, SamplingSettings
 from sensecf.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+GUIDED = ("off", "vllm", "llamacpp")  # how a server is sent the answer grammar (_guided_body)
 _LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"  # local servers accept any key; the client insists on one
 
 
@@ -34,13 +35,15 @@ class OpenAIBackend:
     A server that is not on this machine (including the default OpenAI URL) is refused unless
     ``allow_remote=True``: patient rows must not leave the machine without an explicit opt-in.
     The API key is read from ``api_key_env`` and is never stored on this object, logged or cached.
+    ``guided`` names how the server takes an answer grammar ("vllm": structured outputs, "llamacpp": GBNF
+    ``grammar``); "off" sends plain requests and ignores grammars.
     """
 
     name = "openai"
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  allow_remote: bool = False, timeout: float = 60, max_retries: int = 4, concurrency: int = 4,
-                 backoff: float = 1.0, context_length: int = 128_000):
+                 backoff: float = 1.0, context_length: int = 128_000, guided: str = "off"):
         import openai
 
         if not model:
@@ -58,6 +61,9 @@ class OpenAIBackend:
             raise ConfigError(f"the remote server {url} needs an API key in the environment variable {api_key_env}")
         if max_retries < 0 or concurrency < 1 or timeout <= 0:
             raise ConfigError("max_retries must be >= 0, concurrency >= 1 and timeout > 0")
+        if guided not in GUIDED:
+            raise ConfigError(f"guided must be one of {', '.join(GUIDED)}, got {guided!r}")
+        self.guided = guided
         self.model_id = model
         self.adapter_id = None
         self.base_url = url
@@ -79,27 +85,34 @@ class OpenAIBackend:
         """Approximate prompt tokens (4 characters per token plus per-message overhead; no remote tokenizer)."""
         return sum(4 + len(m.get("content", "")) // 4 for m in chat) + 3
 
-    def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[list[str] | Exception]:
-        """Completions for each chat, requested concurrently; a failed prompt yields an exception in its slot."""
+    def generate(self, chats: list[Chat], settings: SamplingSettings,
+                 grammars: list[str] | None = None) -> list[list[str] | Exception]:
+        """Completions for each chat, requested concurrently (with its grammar when `guided` is on); a failed
+        prompt yields an exception in its slot."""
+        extras = [_guided_body(self.guided, g) for g in grammars] if grammars is not None else [None] * len(chats)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda ic: self._one(ic[0], ic[1], settings), enumerate(chats)))
+            return list(pool.map(lambda i: self._one(i, chats[i], settings, extras[i]), range(len(chats))))
 
-    def _one(self, index: int, chat: Chat, settings: SamplingSettings) -> list[str] | Exception:
+    def _one(self, index: int, chat: Chat, settings: SamplingSettings, extra: dict | None) -> list[str] | Exception:
         texts: list[str] = []
         try:
             # Servers that ignore `n` (llama.cpp, Ollama) return one choice: ask again for the rest.
             while len(texts) < settings.n:
                 done = len(texts)
-                texts += self._request(index, chat, settings, n=settings.n - done, seed=settings.seed + done)
+                texts += self._request(index, chat, settings, n=settings.n - done, seed=settings.seed + done,
+                                       extra=extra)
         except BackendError as exc:
             return exc
         return texts[:settings.n]
 
-    def _request(self, index: int, chat: Chat, settings: SamplingSettings, n: int, seed: int) -> list[str]:
+    def _request(self, index: int, chat: Chat, settings: SamplingSettings, n: int, seed: int,
+                 extra: dict | None = None) -> list[str]:
         kwargs = {"model": self.model_id, "messages": chat, "max_tokens": settings.max_new_tokens,
                   "temperature": settings.temperature, "top_p": settings.top_p, "seed": seed}
         if n > 1:
             kwargs["n"] = n
+        if extra:
+            kwargs["extra_body"] = extra
         for attempt in range(self.max_retries + 1):
             try:
                 reply = self._client.chat.completions.create(**kwargs)
@@ -114,6 +127,14 @@ class OpenAIBackend:
             except ValueError as exc:  # includes json.JSONDecodeError from a malformed body
                 raise BackendError(f"prompt {index}: malformed reply from {self.base_url}: {exc}") from exc
         raise AssertionError("unreachable")
+
+
+def _guided_body(guided: str, grammar: str) -> dict | None:
+    """The request fields that carry a GBNF grammar: vLLM's structured outputs (vLLM >= 0.10.2; `guided_grammar`
+    before, removed in 0.12) or llama.cpp server's `grammar`; None when guided decoding is off."""
+    if guided == "vllm":
+        return {"structured_outputs": {"grammar": grammar}}
+    return {"grammar": grammar} if guided == "llamacpp" else None
 
 
 def _describe(exc: Exception) -> str:
