@@ -197,3 +197,22 @@ def test_augmentation_end_to_end_uci_heart(tmp_path):
     assert again["scenarios"] == summary["scenarios"]
     with pytest.raises(ConfigError, match="classifier"):  # cells of another setup are never mixed in
         run_augmentation(train, test, ["nice-sparsity"], **{**kw, "classifier_kind": "nn"})
+
+
+def test_pregenerated_cfs_are_what_the_augmentation_adds(tmp_path, monkeypatch):
+    """pregenerate_cfs (the study's background job) writes exactly the CF tables run_augmentation then reads
+    back without generating anything."""
+    from sensecf.data.tabular import load_uci_heart
+    from sensecf.data.split import patient_split
+    from sensecf.experiments.augmentation import sources
+    from sensecf.experiments.augmentation.run import pregenerate_cfs, run_augmentation
+
+    train, test = patient_split(load_uci_heart(), 0.25, 0)
+    kw = dict(scenarios=("A",), seeds=(0, 1), ratios=(0.5, 1.0), classifier_kind="lr", out_dir=tmp_path,
+              options={}, budget=6)
+    pregenerate_cfs(train, ["nice-sparsity"], **kw)
+    tables = sorted(p.name for p in (tmp_path / "aug_cfs").iterdir())
+    assert tables == ["A-seed0-nice-sparsity.csv", "A-seed1-nice-sparsity.csv"]
+    monkeypatch.setattr(sources, "build_generator", lambda *a: pytest.fail("CFs were generated again"))
+    summary = run_augmentation(train, test, ["nice-sparsity"], comparators=(), **kw)
+    assert summary["scenarios"]["A"]["methods"]["nice-sparsity"]["1"]["n_added"]["mean"] > 0

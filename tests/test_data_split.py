@@ -107,3 +107,29 @@ def test_scenario_c_is_union_of_a_and_b(heart):
     assert not scarcity_scenario(heart, "A", seed=6)[1].frame.index.equals(rem["A"])
     with pytest.raises(ConfigError, match="available: A"):
         scarcity_scenario(heart, "D")
+
+
+@pytest.mark.parametrize("scenario", ["A", "B", "C"])
+def test_participant_reduction_never_splits_a_participant(scenario):
+    ds = grouped(n_groups=40, rows=10, seed=1)
+    halved = {"A": {1}, "B": {0}, "C": {0, 1}}[scenario]
+    n = ds.y.value_counts()
+    reduced, removed = scarcity_scenario(ds, scenario, fraction=0.5, seed=2, unit="participants")
+    for c in halved:  # a participant's rows of a halved class are removed all together or not at all
+        kept = set(reduced.groups[reduced.y == c])
+        gone = set(removed.groups[removed.y == c])
+        assert not kept & gone
+        assert abs(int((removed.y == c).sum()) - n[c] / 2) <= 10   # about half of the class, whole people
+    for c in {0, 1} - halved:
+        assert int((reduced.y == c).sum()) == n[c]                # the other class keeps every row
+    again, _ = scarcity_scenario(ds, scenario, fraction=0.5, seed=2, unit="participants")
+    assert again.frame.index.equals(reduced.frame.index)
+
+
+def test_participant_subsample_keeps_whole_participants():
+    ds = grouped(n_groups=40, rows=6)
+    sub = subsample_fraction(ds, 0.25, seed=0, unit="participants")
+    assert sub.groups.nunique() == 10 and len(sub) == 60
+    with pytest.raises(ConfigError, match="group column"):
+        subsample_fraction(Dataset("x", Schema("x", [FeatureSpec("x")]), ds.frame.drop(columns="participant_id")),
+                           0.5, unit="participants")

@@ -295,6 +295,19 @@ def test_constrained_where_the_backend_can_enforce_it(setup, made_backends):
         generator(guided="json")
 
 
+def test_server_options_reach_an_openai_backend_only(setup, made_backends, tmp_path):
+    made = made_backends
+    server = {"timeout": 120, "max_retries": 1, "concurrency": 2, "batch_timeout": 600, "trust_env": False,
+              "api_key_env": "VLLM_KEY"}
+    ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
+                           options={"backend": "openai:llama", "llm-fine-tuned.backend": "embedded",
+                                    "llm-fine-tuned.adapter": str(tmp_path), **server})
+    build_generator("llm-zero-shot", ctx)
+    build_generator("llm-fine-tuned", ctx)
+    assert server.items() <= made[0][1].items()  # the server's settings, from --option or a study config
+    assert not set(server) & set(made[1][1])  # the embedded backend gets none of them
+
+
 def view() -> dict:
     return {"factual": {"Mean steps": "20.0"}, "counterfactual": {"Mean steps": "140.0"},
             "changes": [{"feature": "mean_steps", "label": "Mean steps", "unit": "steps/min", "kind": "continuous",

@@ -51,3 +51,35 @@ def test_contract_errors(split, tmp_path):
         Classifier.load(path)
     with pytest.raises(ConfigError, match="not found"):
         Classifier.load(tmp_path / "none.pkl")
+
+
+def test_early_stopping_validates_on_held_out_participants():
+    """Two participants whose days are duplicated many times: a row split would put copies of the same days on
+    both sides of the early-stopping split; the group split never does."""
+    from sensecf.models.classifiers import validation_split
+
+    groups = np.repeat([f"p{i}" for i in range(20)], 30)
+    y = np.tile([0, 1], 300)
+    tr, va = validation_split(y, groups, seed=0)
+    assert not set(groups[tr]) & set(groups[va]) and len(set(groups[va])) >= 2
+    rows_tr, rows_va = validation_split(y, None, seed=0)
+    assert set(groups[rows_tr]) & set(groups[rows_va])   # without groups the same participants are on both sides
+
+
+def test_macro_f1_and_calibration_metrics_are_exact():
+    class Fixed:
+        def predict_proba(self, X):
+            p = X["p"].to_numpy(dtype=float)
+            return np.column_stack([1 - p, p])
+
+    import pandas as pd
+
+    X = pd.DataFrame({"p": [0.9, 0.8, 0.3, 0.2, 0.6, 0.1]})
+    y = [1, 1, 0, 0, 0, 1]
+    m = evaluate(Fixed(), X, y)
+    # predictions 1 1 0 0 1 0: class 1 precision 2/3 recall 2/3; class 0 precision 2/3 recall 2/3
+    assert m["f1_class1"] == pytest.approx(2 / 3) and m["f1_class0"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3)
+    assert m["brier"] == pytest.approx(np.mean((np.array([0.9, 0.8, 0.3, 0.2, 0.6, 0.1]) - y) ** 2))
+    # bins of 0.1: each prediction alone in its bin -> ECE = mean |y - p|
+    assert m["ece"] == pytest.approx(np.mean(np.abs(np.array(y) - [0.9, 0.8, 0.3, 0.2, 0.6, 0.1])))

@@ -60,7 +60,7 @@ def run_dir(tmp_path_factory):
     run_benchmark(train, test, clf, ["nice-sparsity", "nice-proximity"], n_per_class=4, seed=0, out_dir=d)
     factuals, _ = sample_factuals(test, clf, 4, 0)
     factuals.rename_axis("factual_id").to_csv(d / "factuals.csv")
-    train.X.to_csv(d / "train.csv", index=False)
+    train.frame.to_csv(d / "train.csv")  # as the study writes it: features, label (and group)
     ds.schema.to_yaml(d / "schema.yaml")
     (d / "run.json").write_text(json.dumps({"config": {"data": "toy", "seed": 0, "aug_seeds": [0, 1]},
                                             "status": "finished", "timings_s": {"data": 1.5},

@@ -89,6 +89,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def append_jsonl(path: Path, record: dict) -> None:
     """Append one record as a line (a line that a kill cut short is skipped by read_jsonl)."""
-    with Path(path).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+    path = Path(path)
+    cut = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(("\n" if cut else "") + json.dumps(record) + "\n")  # after a line a kill cut short
         fh.flush()

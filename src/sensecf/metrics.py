@@ -136,6 +136,31 @@ def bootstrap_intervals(result: CFResult, X_train: pd.DataFrame, schema: Schema,
     return out
 
 
+def robustness(result: CFResult, X_train: pd.DataFrame, schema: Schema, classifier, retrained=None,
+               draws: int = 20, noise: float = 0.01, seed: int = 0) -> dict:
+    """Robustness of the valid CFs (Hamman et al., ICML 2023): noise_validity = mean share of `draws` copies of
+    each valid CF, every numeric value moved uniformly within ±noise x its training range, that the classifier
+    still predicts as the target; retrain_validity = share of valid CFs that `retrained` (the same kind of model
+    trained with another seed) also predicts as the target (NaN without it)."""
+    rows = cf_rows(result, X_train, schema, classifier)
+    out = {"noise_validity": float("nan"), "retrain_validity": float("nan")}
+    ok = rows["valid"].to_numpy()
+    if not ok.any():
+        return out
+    scale = FeatureScale(schema, schema.coerce(X_train))
+    cfs = schema.coerce(result.counterfactuals)[ok]
+    target = result.target.to_numpy()[ok]
+    rng = np.random.default_rng(seed)
+    noisy = pd.concat([cfs] * draws, ignore_index=True)
+    jitter = rng.uniform(-noise, noise, (len(noisy), len(scale.num))) * scale.width
+    noisy[scale.num] = noisy[scale.num].to_numpy(dtype=float) + jitter
+    hits = (classifier.predict(noisy) == np.tile(target, draws)).reshape(draws, -1)
+    out["noise_validity"] = float(hits.mean())
+    if retrained is not None:
+        out["retrain_validity"] = float((retrained.predict(cfs) == target).mean())
+    return out
+
+
 def diversity(cfs: pd.DataFrame, X_train: pd.DataFrame, schema: Schema) -> float:
     """Mean pairwise distance between CFs sharing a factual index label (NaN when every factual has one CF)."""
     scale = FeatureScale(schema, schema.coerce(X_train))

@@ -192,10 +192,10 @@ def generate_shared_prefill(model, padded: dict, n: int, **generate_kwargs):
 
     head_mask = padded["attention_mask"][:, :-1]
     cache = DynamicCache(config=model.config)
-    model(input_ids=padded["input_ids"][:, :-1], attention_mask=head_mask, past_key_values=cache, use_cache=True,
+    model(input_ids=padded["input_ids"][:, :-1], attention_mask=head_mask, cache=cache, use_cache=True,
           position_ids=(head_mask.long().cumsum(-1) - 1).masked_fill(head_mask == 0, 1))
     cache.batch_repeat_interleave(n)
-    return model.generate(**{k: v.repeat_interleave(n, dim=0) for k, v in padded.items()}, past_key_values=cache,
+    return model.generate(**{k: v.repeat_interleave(n, dim=0) for k, v in padded.items()}, cache=cache,
                           **generate_kwargs)
 
 

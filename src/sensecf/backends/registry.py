@@ -9,12 +9,14 @@ from sensecf.backends.spec import parse_backend_spec
 from sensecf.errors import ConfigError
 
 
-def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key_env: str | None = None,
                  adapter: str | Path | None = None, allow_remote: bool = False, cache_dir: str | Path | None = None,
                  batch_size: int = 8, **server: object) -> TextBackend:
     """Build the backend named by `spec` (backends/spec.py); wrapped in a CachedBackend when `cache_dir` is given.
-    `server` settings (timeout, max_retries, concurrency) go to an OpenAI-compatible backend."""
+    `server` holds further OpenAIBackend arguments (timeout, batch_timeout, max_retries, concurrency, trust_env)."""
     parsed = parse_backend_spec(spec)
+    if server and parsed.kind != "openai":
+        raise ConfigError(f"{', '.join(sorted(server))} apply to openai: backends only, not {spec!r}")
     if parsed.kind == "embedded":
         from sensecf.backends.embedded import EmbeddedBackend
 

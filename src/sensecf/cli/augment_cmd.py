@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError
+from ..locking import FolderLock
 from .app import app
 from .cf_cmd import parse_options
-from .options import DATA_HELP, SCHEMA_HELP, parse_list, split_from_options
+from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, parse_list, split_from_options
 
 
 @app.command()
@@ -44,10 +45,12 @@ def augment(
     ratio_list = parse_list(ratios, float, "--ratios")
     scenario_list = parse_list(scenarios, str, "--scenarios")
     comparator_list = [] if comparators.strip().lower() == "none" else parse_list(comparators, str, "--comparators")
-    train, test = split_from_options(data, schema, split_seed)
-    run_augmentation(train, test, method_list, scenarios=tuple(scenario_list), seeds=tuple(range(seeds)),
-                     ratios=tuple(ratio_list), classifier_kind=classifier, out_dir=out, options=opts,
-                     comparators=tuple(comparator_list), fraction=fraction, budget=budget or None, unit=unit)
+    check_llm_servers(method_list, opts)
+    with FolderLock(out, "augmentation folder"):
+        train, test = split_from_options(data, schema, split_seed)
+        run_augmentation(train, test, method_list, scenarios=tuple(scenario_list), seeds=tuple(range(seeds)),
+                         ratios=tuple(ratio_list), classifier_kind=classifier, out_dir=out, options=opts,
+                         comparators=tuple(comparator_list), fraction=fraction, budget=budget or None, unit=unit)
     console = Console()
     console.print((out / "table4.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[bold green]written[/]: {out / 'augmentation.json'}, {out / 'fig7_ratio_sweep.png'}")

@@ -11,8 +11,9 @@ import yaml
 from rich.console import Console
 
 from ..errors import ConfigError, DataError
+from ..locking import FolderLock
 from .app import app
-from .options import DATA_HELP, SCHEMA_HELP
+from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, exit_if_only_backend_errors
 
 DEFAULT_METHODS = "dice-random,dice-genetic,dice-kdtree,cfnow-greedy,cfnow-random,nice-sparsity,nice-proximity," \
                   "nice-plausibility"
@@ -81,13 +82,16 @@ def benchmark(
 
     opts = {**({"cfnow_time_limit": cfnow_time_limit} if cfnow_time_limit is not None else {}),
             **llm_settings(backend, base_url, allow_remote), **parse_options(option)}
-    train, test = train_test(data, schema, seed)
-    clf = _classifier(classifier, train, seed)
-    run_benchmark(train, test, clf, [m.strip() for m in methods.split(",") if m.strip()], n_per_class=n,
-                  seed=seed, out_dir=out, options=opts)
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    check_llm_servers(method_list, opts)
+    with FolderLock(out, "benchmark folder"):
+        train, test = train_test(data, schema, seed)
+        clf = _classifier(classifier, train, seed)
+        run_benchmark(train, test, clf, method_list, n_per_class=n, seed=seed, out_dir=out, options=opts)
     console = Console()
     console.print((out / "benchmark.md").read_text(), markup=False, highlight=False)
     console.print(f"[bold green]written[/]: {out / 'benchmark.json'}")
+    exit_if_only_backend_errors(out, method_list)
 
 
 @app.command()
@@ -111,6 +115,7 @@ def explain(
     from ..generators.base import GeneratorContext, build_generator
 
     llm = llm_settings(backend, base_url, allow_remote)
+    check_llm_servers([method], {**llm, **parse_options(option)})
     train, test = train_test(data, schema, seed)
     matches = [i for i in test.frame.index if str(i) == row]
     if not matches:
@@ -135,12 +140,14 @@ def explain(
     view.update({"row": row, "method": method, "status": status, "reason": reason,
                  "narrative": narrative(view, train.schema)})
     if llm_narrative:
+        from ..backends.openai_backend import SERVER_OPTIONS
         from ..experiments.intervention import llm_narrative as write_narrative
         from ..generators.base import method_options
         from ..generators.llm.resources import cached_backend
 
         opts = method_options("llm-zero-shot", {**llm, **parse_options(option)})
-        model = cached_backend(opts.backend, base_url=opts.base_url, allow_remote=opts.allow_remote)
+        server = {k: getattr(opts, k) for k in SERVER_OPTIONS} if opts.backend.startswith("openai:") else {}
+        model = cached_backend(opts.backend, base_url=opts.base_url, allow_remote=opts.allow_remote, **server)
         view["llm_narrative"] = write_narrative(view, train.schema, model)
     if as_json:
         typer.echo(json.dumps(view, indent=2))

@@ -22,19 +22,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cf import CFResult
+from ..cf import STATUSES, CFResult
 from ..console import progress_bar
 from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..files import warn_damaged, write_csv, write_json, write_text
 from ..generators.base import GeneratorContext, build_generator, check_methods, method_options
-from ..metrics import bootstrap_intervals, cf_metrics, per_class_metrics
+from ..cf.search import actionable_feasible
+from ..metrics import bootstrap_intervals, cf_metrics, cf_rows, per_class_metrics, robustness
 from ..provenance import json_safe, package_versions
 
 TABLE_METRICS = ("validity", "distance", "sparsity", "plausibility")
-EXTRA_TABLE_METRICS = ("cost", "actionable_share", "constraint_violations", "seconds_per_valid_cf")
+EXTRA_TABLE_METRICS = ("cost", "actionable_share", "actionable_when_feasible", "noise_validity", "retrain_validity",
+                       "constraint_violations", "seconds_per_valid_cf")
 JSON_METRICS = ("n", "validity", "distance", "cost", "sparsity", "plausibility", "actionable_share",
-                "actionable_only", "immutable_violations", "direction_violations", "constraint_violations",
+                "actionable_only", "actionable_feasible", "actionable_when_feasible", "noise_validity",
+                "retrain_validity", "immutable_violations", "direction_violations", "constraint_violations",
                 "seconds_per_valid_cf", "realism", "diversity")
 BASE_COLUMNS = ("target", "status", "reason", "target_proba", "seconds")
 MAX_OUTCOME_LEVELS = 10
@@ -89,7 +92,7 @@ def _read_cf_table(path: Path, schema) -> pd.DataFrame:
     missing = [c for c in ("factual_id", *schema.feature_names, *BASE_COLUMNS) if c not in df.columns]
     if missing:
         raise DamagedFile(f"missing column(s) {missing}")
-    return df
+    return df[df["status"].isin(STATUSES) & df["factual_id"].notna()]  # a line cut short is not a row
 
 
 def _as_result(df: pd.DataFrame, method: str, factuals: pd.DataFrame, schema) -> CFResult:
@@ -107,6 +110,8 @@ def result_from_csv(path: Path, method: str, factuals: pd.DataFrame, schema) -> 
         ids = pd.Index(df["factual_id"]).astype(factuals.index.dtype)
     except (TypeError, ValueError):
         ids = pd.Index(df["factual_id"].astype(str))
+    if len(ids) < len(factuals) and ids.isin(factuals.index).all():
+        raise DamagedFile(f"holds {len(ids)} of the {len(factuals)} factuals (cut short)")
     if not ids.sort_values().equals(factuals.index.sort_values()):
         raise ConfigError(f"{path} holds CFs for other factuals than this run's sample "
                           "(different --n, seed or data); use another output directory")
@@ -177,7 +182,11 @@ def write_tables(summary: dict, out_dir: Path) -> None:
              "clinical bounds); validity = valid CFs / factuals [95 % bootstrap interval over factuals]. distance, "
              "sparsity, plausibility, cost (actionability-weighted distance) and actionable_share (share of "
              "changed features of medium/high actionability) are means over valid CFs (lower distance/sparsity/"
-             "cost is better). constraint_violations = generated CFs that break a constraint (never valid)."]
+             "cost is better). actionable_when_feasible = share of the factuals for which an actionable-only CF "
+             "exists (actionable_feasible in benchmark.json) that got a valid actionable-only CF. noise_validity = "
+             "share of valid CFs still valid under ±1 % noise of each range (20 draws); retrain_validity = under the "
+             "classifier retrained with another seed. constraint_violations = generated CFs that break a "
+             "constraint (never valid)."]
     write_text(out_dir / "benchmark.md", "\n".join(lines) + "\n")
 
 
@@ -215,6 +224,16 @@ def _run_method(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targ
     return result
 
 
+def retrain(classifier, train: Dataset, seed: int):
+    """The same kind of sensecf classifier trained on the same data with another seed (None for other models)."""
+    from ..models.classifiers import Classifier, train_classifier
+
+    if not isinstance(classifier, Classifier):
+        return None
+    return train_classifier(classifier.kind, train.X, train.y, train.schema, seed=seed, groups=train.groups,
+                            calibration=classifier.calibration)
+
+
 def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str], n_per_class: int = 50,
                   seed: int = 0, out_dir: Path | str = Path("results/benchmark"), options: dict | None = None,
                   batch_size: int = 10, n_boot: int = 1000) -> dict:
@@ -230,6 +249,9 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
     ctx = GeneratorContext(schema, classifier, train.X, train.y, seed, options)
     factuals, targets = sample_factuals(test, classifier, n_per_class, seed)
     write_factuals(out_dir / FACTUALS_FILE, factuals, targets)
+    feasible = pd.Series(actionable_feasible(schema.coerce(factuals), targets, schema, classifier, train.X),
+                         index=factuals.index)
+    retrained = retrain(classifier, train, seed + 1)
     summary = {"seed": seed, "n_per_class": n_per_class, "classifier": getattr(classifier, "name", "?"),
                "label_names": {str(k): v for k, v in schema.label_names.items()},
                "n_factuals": int(len(factuals)), "options": options, "versions": package_versions(),
@@ -242,15 +264,23 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
                 try:
                     result = result_from_csv(path, method, factuals, schema)
                     bar.stop_task(bar.add_task(f"{method} (cached)", total=len(factuals), completed=len(factuals)))
-                except DamagedFile as e:
+                except DamagedFile as e:  # its complete rows are reused like those of an interrupted method
                     warn_damaged(path, str(e))
+                    path.replace(out_dir / "cfs" / f"{method}.partial.csv")
             if result is None:
                 result = _run_method(method, ctx, factuals, targets, out_dir, batch_size, bar)
             per_class = {}
+            rows = cf_rows(result, train.X, schema, classifier)
             for c, m in per_class_metrics(result, train.X, train.y, schema, classifier).items():
-                part = result.subset((1 - result.target.astype(int)) == c)
-                per_class[str(c)] = {**m, "ci95": bootstrap_intervals(part, train.X, schema, classifier, n_boot,
-                                                                      seed)}
+                mask = ((1 - result.target.astype(int)) == c).to_numpy()
+                part = result.subset(mask)
+                feas = feasible.to_numpy()[mask]
+                got = (rows["valid"] & (rows["actionable_only"] == 1)).to_numpy()[mask]
+                per_class[str(c)] = {
+                    **m, **robustness(part, train.X, schema, classifier, retrained, seed=seed),
+                    "actionable_feasible": float(feas.mean()) if len(feas) else float("nan"),
+                    "actionable_when_feasible": float(got[feas].mean()) if feas.any() else float("nan"),
+                    "ci95": bootstrap_intervals(part, train.X, schema, classifier, n_boot, seed)}
             summary["methods"][method] = {
                 "summary": result.summary(), "outcomes": outcome_counts(result),
                 "overall": cf_metrics(result, train.X, train.y, schema, classifier), "per_class": per_class}

@@ -17,15 +17,18 @@ Policy "neighbour" (the paper-style default):
    the prediction staying at the target (minimal).
 3. The CF with the fewest changes (then the smallest distance) over these neighbours is kept.
 
-Policy "grid" (the CPU default, for small models): single changes on a grid — each mutable numeric feature
-moved by 1-10 whole multiples of a round step (1, 2 or 5 x 10^k, about 1/10 of its 1-99 % training range;
-allowed direction; within the clinical bounds and the training range, so plausible), each other level of a
-mutable categorical. Features are ranked per target
+Policy "grid": single changes on a grid — each mutable numeric feature moved by 1-10 whole multiples of a round
+step (1, 2 or 5 x 10^k, about 1/10 of its 1-99 % training range; allowed direction; within the clinical bounds
+and the training range, so plausible), each other level of a mutable categorical. Features are ranked per target
 class by how many training factuals (a seeded sample of 200) one of their grid changes moves to that class;
 the CF is the smallest grid change of the highest-ranked feature that reaches the target, and x's
-nearest-neighbour CF (above) when no single change does. The answers then come from a small vocabulary of
-edits ("REM sleep %: +4.0") whose feature is predictable from the wanted class and whose size depends on
-the instance: measured, 120 CPU steps teach SmolLM2-135M this, not the per-instance choice among features.
+nearest-neighbour CF (above) when no single change does. This teaches the classifier's easiest lever (on the
+default data: REM sleep), not the patient's.
+
+Policy "actionable" (the CPU default): the same grid, but the CF is the single grid change of lowest
+actionability-weighted size (weight x range-normalised change: steps before glucose before sleep), else the
+cheapest pair of changes of two actionable features, else the nearest-neighbour CF. The answers are small,
+patient-actionable edits ("Mean steps: +4.0"); the calibration step (generators/calibration.py) decides how far.
 
 Factuals for which no candidate yields a valid CF are skipped and counted in `stats["skipped"]` by reason.
 The pair is rendered in the requested prompt style (generators/llm/prompt.py): the whole instance ("paper")
@@ -51,7 +54,7 @@ from ..schema import Schema
 
 NO_NEIGHBOUR = "no training row of the target class shares the immutable values"
 NO_VALID = "no constrained neighbour change reaches the target class"
-POLICIES = ("neighbour", "grid")
+POLICIES = ("neighbour", "grid", "actionable")
 GRID_MULTIPLES, GRID_DIVISIONS = 10, 10
 
 
@@ -219,6 +222,36 @@ def grid_counterfactual(factual: pd.Series, target: int, classifier, schema: Sch
     return rows[min(ok, key=lambda i: (rank.get(names[i], len(rank)), sizes[i]))]  # first of ties
 
 
+def actionable_counterfactual(factual: pd.Series, target: int, classifier, schema: Schema, steps: dict[str, float],
+                              support: dict[str, tuple[float, float]], min_proba: float = 0.5) -> pd.Series | None:
+    """The minimal-cost grid CF (module docstring, policy "actionable"): among the single grid changes reaching
+    p(target) >= `min_proba`, the one of lowest actionability-weighted size (steps before glucose before sleep);
+    if no single change does, the cheapest pair of changes of two actionable features; else None."""
+    rows, names, sizes = _grid_moves(factual, schema, steps, support, target)
+    if not rows:
+        return None
+    cost = np.array([schema[n].weight * s for n, s in zip(names, sizes)])
+    ok = classifier.predict_proba(pd.DataFrame(rows))[:, target] >= min_proba
+    if ok.any():
+        return rows[min(np.flatnonzero(ok), key=lambda i: (cost[i], sizes[i]))]
+    by_feature: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        if schema[n].actionable and not schema[n].is_categorical:
+            by_feature.setdefault(n, []).append(i)
+    combos, combo_cost = [], []
+    for f1, f2 in combinations(sorted(by_feature), 2):
+        for i in by_feature[f1]:
+            for j in by_feature[f2]:
+                row = rows[i].copy()
+                row[f2] = rows[j][f2]
+                combos.append(row)
+                combo_cost.append(float(np.hypot(cost[i], cost[j])))
+    if not combos:
+        return None
+    ok = classifier.predict_proba(pd.DataFrame(combos))[:, target] >= min_proba
+    return combos[min(np.flatnonzero(ok), key=lambda i: combo_cost[i])] if ok.any() else None
+
+
 def _split(pairs: list[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     if val_fraction <= 0 or len(pairs) < 2:
         return pairs, []
@@ -270,7 +303,7 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     order = rank.sort_values(kind="stable").index  # alternate the two classes, seeded within each
     scale = FeatureScale(schema, X)
     pool = {(k, c): X.loc[(key == k) & (current == c) & confident[c]] for k, c in set(zip(key, current))}
-    steps = grid_steps(X, schema) if policy == "grid" else {}
+    steps = grid_steps(X, schema) if policy in ("grid", "actionable") else {}
     support = {c: (float(X[c].min()), float(X[c].max())) for c in steps}
     orders = {t: reliable_features(X, current, classifier, schema, steps, support, t, seed=seed)
               for t in (0, 1)} if policy == "grid" else {}
@@ -287,9 +320,12 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
             considered += 1
             factual, cur = X.loc[idx], int(current[idx])
             target = 1 - cur
-            cf = grid_counterfactual(factual, target, classifier, schema, steps, support, orders[target],
-                                     min_proba) if policy == "grid" else None
-            used = "grid"
+            cf, used = None, policy
+            if policy == "grid":
+                cf = grid_counterfactual(factual, target, classifier, schema, steps, support, orders[target],
+                                         min_proba)
+            elif policy == "actionable":
+                cf = actionable_counterfactual(factual, target, classifier, schema, steps, support, min_proba)
             if cf is None:
                 used = "neighbour"
                 candidates = pool.get((key[idx], target), X.iloc[:0])
@@ -312,7 +348,9 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
                           "group": None if groups is None else str(groups[idx])})
             bar.update(task, completed=len(pairs) if max_pairs else considered)
     stats = {"factuals_considered": considered, "pairs": len(pairs), "skipped": skipped, "policy": policy,
-             "pairs_by_policy": by_policy, **({"grid_steps": steps, "grid_order": orders} if steps else {}),
+             "pairs_by_policy": by_policy, **({"grid_steps": steps} if steps else {}),
+             **({"grid_order": orders} if orders else {}),
+             "pairs_changing": pd.Series([c for p in pairs for c in p["changed"]]).value_counts().to_dict(),
              "pairs_by_target": {t: sum(p["target"] == t for p in pairs) for t in (0, 1)}}
     tr, va = _split(pairs, val_fraction, seed)
     stats.update(train_pairs=len(tr), val_pairs=len(va))

@@ -152,21 +152,41 @@ def register(name: str, factory: GeneratorFactory, options: type[MethodOptions],
     _REGISTRY[name] = MethodEntry(factory, options, description)
 
 
+ACTIONABLE = "@actionable"
+
+
 def _registry() -> dict[str, MethodEntry]:
-    from . import baselines  # noqa: F401  (importing the method modules registers the built-in methods)
+    from . import baselines, calibration  # noqa: F401  (importing the method modules registers the built-ins)
     from .llm import generator  # noqa: F401
     return _REGISTRY
 
 
+def base_method(name: str) -> str:
+    """The registered method behind a name: `nice-sparsity@actionable` -> `nice-sparsity`."""
+    return name[:-len(ACTIONABLE)] if name.endswith(ACTIONABLE) else name
+
+
+def scope_chain(name: str) -> list[str]:
+    """The option scopes a method reads, general first: `llm-fine-tuned+calibrated@actionable` reads
+    `llm-fine-tuned.*`, then `llm-fine-tuned+calibrated.*`, then its own."""
+    chain = [name]
+    while True:
+        head = base_method(chain[0]) if chain[0].endswith(ACTIONABLE) else chain[0].rpartition("+")[0]
+        if not head:
+            return chain
+        chain.insert(0, head)
+
+
 def available_methods() -> list[str]:
-    """Names of every registered counterfactual method."""
+    """Names of every registered counterfactual method (each also runs as `NAME@actionable`: with every feature
+    of low or no actionability held fixed)."""
     return sorted(_registry())
 
 
 def check_methods(methods) -> list[str]:
     """The method names, or a ConfigError naming the unknown ones and listing the available ones."""
     methods = list(methods)
-    unknown = [m for m in methods if m not in _registry()]
+    unknown = [m for m in methods if base_method(m) not in _registry()]
     if unknown:
         what = f"method {unknown[0]!r}" if len(unknown) == 1 else f"methods {unknown}"
         raise ConfigError(f"unknown counterfactual {what}; available: {', '.join(available_methods())}")
@@ -174,14 +194,27 @@ def check_methods(methods) -> list[str]:
 
 
 def method_options(name: str, options: dict | None) -> MethodOptions:
-    """The typed options `name` runs with (all keys checked against every family first)."""
+    """The typed options `name` runs with (all keys checked against every family first; `METHOD.key` applies
+    to METHOD and METHOD@actionable)."""
     registry = _registry()
     check_methods([name])
-    check_keys(options, {m: e.options for m, e in registry.items()})
-    return registry[name].options.from_mapping(scoped(name, options), name)
+    families = {m: e.options for m, e in registry.items()}
+    families.update({m + ACTIONABLE: e for m, e in families.items()})
+    check_keys(options, families)
+    values: dict = {}
+    for scope in scope_chain(name):
+        values.update(scoped(scope, options))
+    return registry[base_method(name)].options.from_mapping(values, name)
 
 
 def build_generator(name: str, context: GeneratorContext) -> CFMethod:
-    """Instantiate a registered method by name with its typed options (from context.options)."""
+    """Instantiate a registered method by name with its typed options (from context.options). `NAME@actionable`
+    runs NAME with the features of low or no actionability held fixed (immutable)."""
     opts = method_options(name, context.options)
-    return _registry()[name].factory(replace(context, options=dict(context.options or {})), opts)
+    ctx = replace(context, options=dict(context.options or {}))
+    if name != base_method(name):
+        ctx = replace(ctx, schema=context.schema.with_fixed(
+            [f.name for f in context.schema.features if not f.actionable]))
+    gen = _registry()[base_method(name)].factory(ctx, opts)
+    gen.name = name
+    return gen

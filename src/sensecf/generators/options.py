@@ -133,9 +133,13 @@ class LLMOptions(MethodOptions):
     backend: str = option("embedded", "embedded | embedded:gemma | hf:PATH | openai:MODEL")
     base_url: Optional[str] = option(None, "base URL of an OpenAI-compatible server")
     allow_remote: bool = option(False, "allow sending patient rows to a non-loopback server")
-    timeout: float = option(60.0, "OpenAI-compatible server: seconds a request may take in all")
+    timeout: float = option(60.0, "OpenAI-compatible server: wall-clock seconds a request may take in all")
+    batch_timeout: Optional[float] = option(None, "OpenAI-compatible server: seconds one batch of requests may take")
     max_retries: int = option(4, "OpenAI-compatible server: retries of a failed request")
     concurrency: int = option(4, "OpenAI-compatible server: requests in flight at once")
+    trust_env: bool = option(False, "OpenAI-compatible server: honour proxy variables (each proxy is checked too)")
+    api_key_env: Optional[str] = option(None, "environment variable holding the API key (a loopback server gets a "
+                                              "key only when this is given)")
     adapter: Optional[str] = option(None, "llm-fine-tuned: PEFT adapter folder (default: the default adapter)")
     prompt_style: Optional[Literal["paper", "compact"]] = option(
         None, "paper (Fig. 4 prompt, whole instance) | compact (signed changes); default: paper, llm-fine-tuned: "
@@ -156,7 +160,7 @@ class LLMOptions(MethodOptions):
                "grammar); off = plain text")
 
     def __post_init__(self):
-        _positive(self, "timeout", "concurrency", "candidates", "k", "batch_size", "max_new_tokens")
+        _positive(self, "timeout", "batch_timeout", "concurrency", "candidates", "k", "batch_size", "max_new_tokens")
         if self.max_retries < 0 or self.repair_rounds < 0:
             raise ConfigError(f"options max_retries and repair_rounds must be >= 0, got {self.max_retries}, "
                               f"{self.repair_rounds}")

@@ -50,6 +50,10 @@ CLASSIFIER_KINDS = {
 CALIBRATIONS = (None, "sigmoid", "isotonic")
 VALIDATION_SHARE = 0.15
 NN_MAX_EPOCHS, NN_PATIENCE = 300, 20
+#: minibatches per NN epoch: the batch grows with the data, so early stopping checks the validation loss after a
+#: similar number of updates whatever the training size (windows of one participant-day are near-duplicates, and
+#: a fixed batch would give many more updates per epoch, and memorisation between checks, on large data)
+NN_BATCHES_PER_EPOCH = 30
 ECE_BINS = 10
 
 
@@ -134,6 +138,7 @@ class Classifier:
         Z = pre.fit(X.iloc[tr]).transform(X)
         Z = Z.toarray() if hasattr(Z, "toarray") else Z
         z_tr, z_va = Z[tr], Z[va]
+        net.set_params(batch_size=max(32, int(np.ceil(len(tr) / NN_BATCHES_PER_EPOCH))))
         rng = np.random.default_rng(self.seed)
         best, best_loss, since = None, np.inf, 0
         for epoch in range(NN_MAX_EPOCHS):

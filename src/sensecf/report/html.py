@@ -257,12 +257,20 @@ def _radar_section(run_dir: Path, ctx: dict) -> dict:
 
 
 def _latent_section(run_dir: Path, ctx: dict) -> dict:
-    from .figures import latent_space
+    from .figures import fig8_methods, latent_space, target_region_share
 
     schema, train, factuals, tables = _cf_inputs(run_dir, ctx)
-    path = latent_space(train, factuals, tables, schema, ctx["out_dir"] / "fig8_latent_space.png")
+    tables = {m: tables[m] for m in fig8_methods(tables)}
+    labels = pd.read_csv(run_dir / "train.csv", usecols=[schema.label])[schema.label]
+    region = target_region_share(train, labels, factuals, tables, schema)
+    path = latent_space(train, factuals, tables, schema, ctx["out_dir"] / "fig8_latent_space.png", region=region)
+    rows = [[m, fmt(v, 2)] for m, v in region.items()]
     return {"figures": [_figure(path, "Fig 8: factuals (circles) and their valid counterfactuals (crosses) in a "
-                                      "2-D PCA embedding of the training data; colour = class.")]}
+                                      "2-D PCA embedding of the mutable numeric features; colour = class.")],
+            "tables": [_table(["method", "valid CFs inside the target class region"], rows,
+                              note="Share of valid CFs whose 15 nearest training rows (mutable numeric features, "
+                                   "min-max scaled) are mostly of the target class: how far into the target "
+                                   "class a method moves, rather than just across the boundary.")]}
 
 
 def _augmentation_section(run_dir: Path, ctx: dict) -> dict:

@@ -9,8 +9,11 @@ import yaml
 
 from ..errors import ConfigError
 
-BASELINE_METHODS = ["dice-random", "cfnow-greedy", "nice-sparsity", "nice-proximity"]
+BASELINE_METHODS = ["dice-random", "cfnow-greedy", "nice-sparsity", "nice-proximity", "nice-sparsity@actionable"]
 LLM_METHODS = ["llm-zero-shot", "llm-few-shot", "llm-fine-tuned"]
+#: what the classifier's calibration of the LLM's proposals adds (the plain rows keep the paper's single pass; the
+#: calibrated rows reuse their cached answers)
+CALIBRATED_METHODS = ["llm-zero-shot+calibrated", "llm-fine-tuned+calibrated"]
 #: the augmentation study runs on a stratified subsample of the training split: label scarcity is a small-data
 #: problem, and the paper's NN is retrained for every cell
 AUG_TRAIN_ROWS = 2000
@@ -33,7 +36,7 @@ class StudyConfig:
     curve_kinds: list[str] = field(default_factory=lambda: ["nn", "lr", "rf", "gb"])
     curve_fractions: list[float] = field(default_factory=lambda: [1.0, 0.8, 0.6, 0.4, 0.2])
     curve_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    methods: list[str] = field(default_factory=lambda: BASELINE_METHODS + LLM_METHODS)
+    methods: list[str] = field(default_factory=lambda: BASELINE_METHODS + LLM_METHODS + CALIBRATED_METHODS)
     n_per_class: int = 10
     finetune: bool = True
     finetune_config: str | None = None  # YAML over resources/finetune_default.yaml (as `sensecf finetune --config`)
@@ -41,13 +44,13 @@ class StudyConfig:
     # fine-tune in a separate process while the steps that need no adapter run: None = when there is no CUDA GPU
     # (on a single GPU the zero-/few-shot LLM would share the device with training)
     background_finetune: bool | None = None
-    aug_methods: list[str] = field(default_factory=lambda: ["nice-sparsity"])
+    aug_methods: list[str] = field(default_factory=lambda: ["nice-sparsity", "llm-fine-tuned+calibrated"])
     aug_train_rows: int | None = AUG_TRAIN_ROWS
     aug_scenarios: list[str] = field(default_factory=lambda: ["A", "B", "C"])
     aug_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     aug_ratios: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     #: rows added at ratio 100 % are capped at this budget (null = as many as were removed, the paper's setting)
-    aug_budget: int | None = 40
+    aug_budget: int | None = 20
     # single-pass LLM generation as in the paper's Table III: with the embedded model a feedback round bought 1 valid
     # CF in 60 requests for ~2 minutes (zero-/few-shot never recover; the compact fine-tuned model was not trained
     # on feedback turns); options {repair_rounds: N} turns the verify-and-repair loop on
@@ -57,7 +60,8 @@ class StudyConfig:
     def quick(cls) -> "StudyConfig":
         """A small, fast configuration for smoke tests (minutes on 2 cores)."""
         return cls(participants=24, days=5, curve_kinds=["nn", "lr"], curve_fractions=[1.0, 0.5], curve_seeds=[0],
-                   methods=["nice-sparsity", "dice-random", "llm-few-shot", "llm-fine-tuned"], n_per_class=3,
+                   methods=["nice-sparsity", "dice-random", "llm-few-shot", "llm-fine-tuned",
+                            "llm-fine-tuned+calibrated"], n_per_class=3,
                    finetune_overrides={"max_steps": 2, "max_pairs": 16, "max_eval_pairs": 2, "eval_steps": 2,
                                        "save_steps": 2, "logging_steps": 1},
                    aug_methods=["nice-sparsity"], aug_scenarios=["A"], aug_seeds=[0, 1], aug_ratios=[0.5, 1.0],

@@ -16,32 +16,20 @@ from ..background import BackgroundJob
 from ..backends.spec import parse_backend_spec
 from ..console import console
 from ..errors import ConfigError
-from ..files import read_json, write_csv, write_json
-from ..generators.base import check_methods, method_options
-from ..generators.options import LLMOptions, scoped
+from ..files import read_json, warn_damaged, write_csv, write_json
+from ..generators.base import check_methods, scope_chain
+from ..generators.llm.resources import check_servers
+from ..generators.options import scoped
+from ..locking import FolderLock
 from ..paths import default_adapter_dir
 from ..provenance import package_versions
 from .config import StudyConfig
 
 ADAPTER_METHODS = ("llm-fine-tuned",)  # methods that wait for the study's fine-tuned adapter
 FINETUNE_STEP = "fine-tune the LLM (LoRA)"
+PREGENERATION_STEP = "augmentation CFs of the adapter methods"
 FINETUNE_LOG = "finetune.log"
 SPLIT_FILES = ("train.csv", "test.csv")
-
-
-def check_privacy(cfg: StudyConfig) -> None:
-    """Refuse, before any work, a study whose LLM methods would send patient rows to a non-loopback server
-    without allow_remote."""
-    from ..backends.openai_backend import DEFAULT_BASE_URL, is_loopback_url
-
-    for method in dict.fromkeys(cfg.methods + cfg.aug_methods):
-        opts = method_options(method, cfg.options)
-        if not isinstance(opts, LLMOptions) or parse_backend_spec(opts.backend).kind != "openai":
-            continue
-        url = opts.base_url or DEFAULT_BASE_URL
-        if not is_loopback_url(url) and not opts.allow_remote:
-            raise ConfigError(f"{method} would send patient rows to the remote server {url}; pass --allow-remote "
-                              "(or options allow_remote: true) to opt in, or use a server on localhost")
 
 
 class Study:
@@ -50,7 +38,8 @@ class Study:
     def __init__(self, config: StudyConfig, out_dir: Path):
         self.cfg, self.out = config, Path(out_dir)
         check_methods(config.methods + config.aug_methods)
-        check_privacy(config)  # also checks every option key, before anything is written
+        check_servers(config.methods + config.aug_methods, config.options)  # also checks every option key
+        self.lock = FolderLock(self.out, "run folder")  # one study per folder while this object lives
         previous = read_json(self.out / "run.json")
         if previous and previous.get("config") and previous["config"] != asdict(config):
             raise ConfigError(f"{self.out} holds a run with a different configuration; choose another --out "
@@ -58,6 +47,7 @@ class Study:
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = dict((previous or {}).get("timings_s") or {})
         self.adapter: str | None = None  # set by the fine-tuning step
+        self.pregeneration: dict | None = None  # augmentation CFs the background job generates after the fine-tune
         self._save_run_info(status="running")
 
     def _save_run_info(self, status: str) -> None:
@@ -65,8 +55,9 @@ class Study:
                                             "reduction_unit": getattr(self, "unit", None),
                                             "versions": package_versions()})
 
-    def _step(self, name: str, output: str, fn, done=None) -> None:
-        """Run `fn` unless its output exists (or `done()` says the output is complete); record its wall time."""
+    def _step(self, name: str, output: str, fn, done=None, before: float = 0.0) -> None:
+        """Run `fn` unless its output exists (or `done()` says the output is complete); record its wall time (plus
+        `before`: seconds of preparation that belong to the step)."""
         target = self.out / output
         if done() if done is not None else target.exists():
             console().print(f"[dim]✓ {name}: kept {target.name} from an earlier run[/]")
@@ -74,7 +65,7 @@ class Study:
         console().rule(f"[bold]{name}")
         t0 = time.perf_counter()
         fn()
-        self.timings[name] = round(time.perf_counter() - t0, 1)
+        self.timings[name] = round(time.perf_counter() - t0 + before, 1)
         self._save_run_info(status="running")
 
     def _records(self, output: str, methods: list[str], key) -> bool:
@@ -88,7 +79,7 @@ class Study:
     @staticmethod
     def _pass(name: str, methods: list[str], first_pass: bool) -> tuple[str, list[str]]:
         """(step name, methods) of a step: the first pass leaves out the methods that wait for the adapter."""
-        kept = [m for m in methods if m not in ADAPTER_METHODS] if first_pass else methods
+        kept = [m for m in methods if not needs_adapter([m])] if first_pass else methods
         return (name if kept == methods else f"{name}: methods without the adapter"), kept
 
     # ---- steps -----------------------------------------------------------------------------------
@@ -97,6 +88,7 @@ class Study:
         from ..data.split import patient_split, reduction_unit
 
         cfg = self.cfg
+        t0 = time.perf_counter()
         ds = load_dataset(cfg.data, schema=cfg.schema, seed=cfg.seed, participants=cfg.participants, days=cfg.days,
                           demographics=cfg.demographics, cache_dir=self.out / "data")
         train, test = patient_split(ds, test_size=0.2, seed=cfg.seed)
@@ -119,7 +111,7 @@ class Study:
             ds.schema.to_yaml(self.out / "schema.yaml")
         self._step("data", "data_summary.json", summary,
                    done=lambda: all((self.out / f).exists() for f in ("data_summary.json", "schema.yaml",
-                                                                       *SPLIT_FILES)))
+                                                                       *SPLIT_FILES)), before=time.perf_counter() - t0)
 
     def classifiers(self):
         from ..models.classifiers import Classifier, evaluate, reliability_table, train_classifier
@@ -139,8 +131,21 @@ class Study:
                                                        "reliability": reliability, "fit": fit_info})
         self._step("classifiers", "classifiers.json", fit,
                    done=lambda: self._records("classifiers.json", [cfg.classifier], lambda c: c["test_metrics"])
-                   and self.model_path.exists())
+                   and self._model_readable())
         self.classifier = Classifier.load(self.model_path)
+
+    def _model_readable(self) -> bool:
+        """Whether model.pkl loads; a damaged one is warned about and retrained."""
+        from ..models.classifiers import Classifier
+
+        if not self.model_path.exists():
+            return False
+        try:
+            Classifier.load(self.model_path)
+            return True
+        except ConfigError as e:
+            warn_damaged(self.model_path, str(e))
+            return False
 
     def classifier_curve(self, jobs: int = 2):
         from ..experiments.classifier_curve import classifier_curve
@@ -176,9 +181,29 @@ class Study:
                        done=lambda: self._records("finetune.json", ["adapter"], lambda f: f))
             return None
         console().rule(f"[bold]{name}")
-        console().print(f"runs in a separate process while the steps that need no adapter go on; log: "
-                        f"{self.out / FINETUNE_LOG}")
-        return BackgroundJob(name, train_adapter, args, self.out / FINETUNE_LOG).start()
+        console().print(f"runs in a separate process while the steps that need no adapter go on, then generates "
+                        f"the adapter methods' augmentation CFs; log: {self.out / FINETUNE_LOG}")
+        self.pregeneration = self._pregeneration()
+        return BackgroundJob(name, finetune_then_pregenerate, (*args, self.pregeneration),
+                             self.out / FINETUNE_LOG).start()
+
+    def _aug_train(self):
+        """The training split the augmentation study uses (a stratified subsample of aug_train_rows)."""
+        from ..data.split import subsample_fraction
+
+        train = self.train
+        if self.cfg.aug_train_rows and len(train) > self.cfg.aug_train_rows:
+            train = subsample_fraction(train, self.cfg.aug_train_rows / len(train), seed=self.cfg.seed)
+        return train
+
+    def _pregeneration(self) -> dict | None:
+        """pregenerate_cfs arguments for the augmentation CFs of the methods that need the adapter (None: none)."""
+        methods = [m for m in self.cfg.aug_methods if needs_adapter([m])]
+        if not methods or self._records("augmentation.json", self.cfg.aug_methods, lambda a: a["config"]["methods"]):
+            return None
+        return dict(train=self._aug_train(), methods=methods, scenarios=self.cfg.aug_scenarios,
+                    seeds=self.cfg.aug_seeds, ratios=self.cfg.aug_ratios, classifier_kind=self.cfg.classifier,
+                    out_dir=self.out, options=self._options(), budget=self.cfg.aug_budget, unit=self.unit)
 
     def _background(self) -> bool:
         if self.cfg.background_finetune is not None:
@@ -196,6 +221,8 @@ class Study:
             waited = job.wait(on_poll=lambda line: status.update(f"fine-tuning: {line}"))
         out_json = self.out / "finetune.json"
         self.timings[FINETUNE_STEP + " (background)"] = round(out_json.stat().st_mtime - job.started_at, 1)
+        if self.pregeneration:
+            self.timings[PREGENERATION_STEP + " (background)"] = round(time.time() - out_json.stat().st_mtime, 1)
         self.timings["waiting for the fine-tune"] = waited
         card = (read_json(out_json) or {}).get("card", {})
         console().print(f"adapter written: {self.adapter} ({card.get('steps')} steps, {card.get('wall_seconds')} s "
@@ -221,13 +248,10 @@ class Study:
 
     def augmentation(self, first_pass: bool = False):
         """Table IV and Fig 7 (first pass as for the benchmark)."""
-        from ..data.split import subsample_fraction
         from ..experiments.augmentation import run_augmentation
 
         name, methods = self._pass("augmentation (Table IV, Fig 7)", self.cfg.aug_methods, first_pass)
-        train = self.train
-        if self.cfg.aug_train_rows and len(train) > self.cfg.aug_train_rows:
-            train = subsample_fraction(train, self.cfg.aug_train_rows / len(train), seed=self.cfg.seed)
+        train = self._aug_train()
         self._step(name, "augmentation.json", lambda: run_augmentation(
             train, self.test, methods, scenarios=tuple(self.cfg.aug_scenarios),
             seeds=tuple(self.cfg.aug_seeds), ratios=tuple(self.cfg.aug_ratios), classifier_kind=self.cfg.classifier,
@@ -276,13 +300,24 @@ class Study:
 
 def needs_adapter(methods) -> bool:
     """Whether any of `methods` generates with the fine-tuned adapter."""
-    return any(m.split("+")[0].split("@")[0] in ADAPTER_METHODS for m in methods)
+    return any(scope_chain(m)[0] in ADAPTER_METHODS for m in methods)
 
 
 def finetune_base(backend: str | None) -> str | None:
     """The model the study fine-tunes for a backend spec: the embedded model, an `hf:` checkpoint folder, or
     None for an OpenAI-compatible server (it serves its own adapter, e.g. vLLM --lora-modules)."""
     return parse_backend_spec(backend).finetune_base
+
+
+def finetune_then_pregenerate(train, model_path: Path, base: str, config, adapter_dir: str, seed: int,
+                              out_json: Path, pregeneration: dict | None) -> None:
+    """The study's background job: the fine-tune, then (when given) the augmentation CFs of the methods that need
+    the adapter (experiments/augmentation/run.pregenerate_cfs), which the augmentation step then reads back."""
+    train_adapter(train, model_path, base, config, adapter_dir, seed, out_json)
+    if pregeneration:
+        from ..experiments.augmentation.run import pregenerate_cfs
+
+        pregenerate_cfs(**pregeneration)
 
 
 def train_adapter(train, model_path: Path, base: str, config, adapter_dir: str, seed: int, out_json: Path) -> None:

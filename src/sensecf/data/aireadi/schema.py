@@ -36,8 +36,9 @@ def aireadi_stress_schema() -> Schema:
             F("rem_pct", description="share of last night's sleep time in REM sleep", display="REM sleep %", **sleep),
             F("mean_steps", "continuous", "steps/min", "mean steps per minute over the 2-hour window",
               better="higher", bounds=(0, 200), precision=1, display="Mean steps", actionability="high"),
-            F("mean_glucose", "continuous", "mg/dL", "mean CGM glucose over the 2-hour window",
-              bounds=(40, 400), precision=1, display="Mean glucose", actionability="medium"),
+            F("mean_glucose", "continuous", "mg/dL", "mean CGM glucose over the 2-hour window (readings \"Low\" = 39, "
+              "\"High\" = 401 mg/dL)",
+              bounds=(39, 401), precision=1, display="Mean glucose", actionability="medium"),
             F("hyper_events", "integer", "events", "hyperglycaemic events (>=15 min above 180 mg/dL) starting "
               "in the window", bounds=(0, 8), precision=0, display="Hyperglycemic events",
               actionability="medium"),

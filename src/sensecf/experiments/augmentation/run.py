@@ -58,6 +58,47 @@ def _fingerprint_options(options: dict, out_dir: Path) -> dict:
     return out
 
 
+class ReducedModel:
+    """The reduced split's classifier, trained on first use (CFs read from cache need none)."""
+
+    def __init__(self, kind: str, reduced: Dataset, seed: int):
+        self.kind, self.reduced, self.seed, self.clf = kind, reduced, seed, None
+
+    def __call__(self):
+        if self.clf is None:
+            r = self.reduced
+            self.clf = train_classifier(self.kind, r.X, r.y, r.schema, self.seed, groups=r.groups)
+        return self.clf
+
+
+def pair_setup(train: Dataset, scenario: str, seed: int, fraction: float, unit: str, budget: int | None,
+               ratios: list[float]) -> tuple[Dataset, int, int, int, int]:
+    """(reduced split, augmented class, removed rows of that class, rows at ratio 100 %, CFs to generate) of one
+    (scenario, seed)."""
+    reduced, removed = scarcity_scenario(train, scenario, fraction=fraction, seed=seed, unit=unit)
+    target = augmented_class(scenario, reduced.y)
+    n_removed = int((removed.y == target).sum())
+    n_base = min(n_removed, int(budget)) if budget else n_removed
+    return reduced, target, n_removed, n_base, math.ceil(max(ratios) * n_base)
+
+
+def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind: str,
+                    out_dir: Path, options: dict, fraction: float = 0.5, budget: int | None = None,
+                    unit: str = "auto", chunk: int = 10) -> None:
+    """Generate (and cache in aug_cfs/) the CFs that run_augmentation with the same settings will add, without
+    training or scoring the augmented models: lets another process (the study's background job, once the adapter
+    exists) do the expensive generation while this one runs other steps."""
+    unit = reduction_unit(train, unit)
+    ratios = sorted({float(r) for r in ratios})
+    (Path(out_dir) / "aug_cfs").mkdir(parents=True, exist_ok=True)
+    for scenario in [str(s).upper() for s in scenarios]:
+        for seed in [int(s) for s in seeds]:
+            reduced, target, _, _, n_max = pair_setup(train, scenario, seed, fraction, unit, budget, ratios)
+            for method in methods:
+                generate_cfs(method, reduced, ReducedModel(classifier_kind, reduced, seed), target, n_max, seed,
+                             options, _cf_path(Path(out_dir), scenario, seed, method), None, chunk)
+
+
 class AugmentationRun:
     """The grid of one augmentation study (see run_augmentation)."""
 
@@ -97,23 +138,13 @@ class AugmentationRun:
 
     def pair(self, scenario: str, seed: int) -> None:
         """Every cell of one (scenario, seed)."""
-        reduced, removed = scarcity_scenario(self.train, scenario, fraction=self.fraction, seed=seed, unit=self.unit)
-        target = augmented_class(scenario, reduced.y)
-        n_removed = int((removed.y == target).sum())
+        reduced, target, n_removed, n_base, n_max = pair_setup(self.train, scenario, seed, self.fraction, self.unit,
+                                                               self.budget, self.ratios)
         base = {"scenario": scenario, "seed": seed, "augmented_class": target, "n_removed": n_removed,
                 "n_train": len(self.train), "n_reduced": len(reduced), "unit": self.unit}
-        model: dict = {}
-
-        def reduced_model():
-            if "clf" not in model:
-                model["clf"] = train_classifier(self.kind, reduced.X, reduced.y, self.schema, seed,
-                                                groups=reduced.groups)
-            return model["clf"]
-
+        reduced_model = ReducedModel(self.kind, reduced, seed)
         self.cell(base, "baseline", 0.0, lambda: self.baseline_metrics(seed))
         self.cell(base, "reduced", 0.0, lambda: evaluate(reduced_model(), self.test.X, self.test.y))
-        n_base = min(n_removed, int(self.budget)) if self.budget else n_removed
-        n_max = math.ceil(max(self.ratios) * n_base)
         for source in self.methods + self.comparators:
             if all((scenario, seed, source, r) in self.cells for r in self.ratios):
                 self.bar.advance(self.overall, len(self.ratios))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ...backends.base import Chat, SamplingSettings, TextBackend
+from ...backends.openai_backend import SERVER_OPTIONS
 from ...backends.spec import parse_backend_spec
 from ...console import progress_bar
 from ...errors import ConfigError
@@ -111,7 +112,12 @@ class LLMGenerator(CFMethod):
         self.max_new_tokens = int(max_new_tokens or 32 + 14 * lines)
         self.require_tag, self.progress, self.constrained = require_tag, progress, constrained
         # every row records how it was decoded (cfs/<method>.csv; benchmark.json's outcomes count it)
-        self.extra_defaults = {**self.extra_defaults, "decoding": "constrained" if constrained else "plain"}
+        self.extra_defaults = {**self.extra_defaults, "decoding": self.decoding}
+
+    @property
+    def decoding(self) -> str:
+        """"constrained" (answers decoded under their grammar) or "plain"."""
+        return "constrained" if self.constrained else "plain"
 
     # --- helpers -----------------------------------------------------------------------------------
     def chat_for(self, factual: pd.Series, current: int, target: int) -> Chat:
@@ -231,11 +237,16 @@ class LLMGenerator(CFMethod):
                             raise RuntimeError(f"backend returned {len(outs)} results for {len(batch)} prompts")
                     except Exception as exc:  # a backend breaking its contract fails this batch, not the run
                         outs = [exc] * len(batch)
+                    share = (time.perf_counter() - t0) / len(batch)
+                    # a cached answer counts what it cost when it was generated (backends/cache.py)
+                    costs = getattr(self.backend, "last_seconds", None)
+                    costs = costs if costs and len(costs) == len(batch) else [share] * len(batch)
+                    t1 = time.perf_counter()
                     for r, out in zip(batch, outs):
                         self._handle(r, out, final)
-                    share = (time.perf_counter() - t0) / len(batch)
-                    for r in batch:
-                        r.seconds += share
+                    verify = (time.perf_counter() - t1) / len(batch)
+                    for r, cost in zip(batch, costs):
+                        r.seconds += cost + verify
                     bar.advance(task, len(batch))
         for r in rows:
             r.outcome = r.outcome or GIVEN_UP
@@ -256,8 +267,7 @@ def llm_from_options(context: GeneratorContext, options: LLMOptions, mode: str) 
     # CPU-fine-tuned model learns which feature to move more reliably than how far (benchmarks/results/finetune.md)
     candidates = options.candidates or (COMPACT_CANDIDATES if style == "compact" else 1)
     temperature = options.temperature if options.temperature is not None else (0.7 if candidates > 1 else 0.0)
-    server = {"timeout": options.timeout, "max_retries": options.max_retries, "concurrency": options.concurrency,
-              "guided": options.guided} if spec.kind == "openai" else {}
+    server = {k: getattr(options, k) for k in SERVER_OPTIONS} if spec.kind == "openai" else {}
     # a local model decodes the grammar itself; a server only when told how to take it
     constrained = options.constrained and (spec.local_model or options.guided != "off")
     backend = cached_backend(options.backend, base_url=options.base_url, adapter=adapter,

@@ -44,3 +44,17 @@ def adapter_card(adapter: str | Path) -> dict:
 def adapter_prompt_style(adapter: str | Path) -> str:
     """The prompt style an adapter was trained with (its card's config), "paper" when it has no card."""
     return adapter_card(adapter).get("config", {}).get("prompt_style", "paper")
+
+
+def check_servers(methods, options: dict | None) -> None:
+    """Before any work: ConfigError when an LLM method would send patient rows to an OpenAI-compatible server (or,
+    with trust_env, a proxy) off this machine without allow_remote."""
+    from ...backends.openai_backend import check_endpoint
+    from ...backends.spec import parse_backend_spec
+    from ..base import method_options
+    from ..options import LLMOptions
+
+    for method in dict.fromkeys(methods):
+        opts = method_options(method, options)
+        if isinstance(opts, LLMOptions) and parse_backend_spec(opts.backend).kind == "openai":
+            check_endpoint(opts.base_url, opts.allow_remote, opts.trust_env)
