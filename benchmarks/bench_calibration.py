@@ -109,7 +109,8 @@ def run_dataset(name: str, n: int, distill_rounds: int) -> dict:
         distilled = run_benchmark(train, test, clf, LLM, n_per_class=n, seed=0, out_dir=root / "distilled",
                                   options={**options, "adapter": str(adapter)})
     candidates = 4
-    return {"dataset": name, "n_per_class": n, "finetune_seconds": round(finetune_seconds, 1),
+    return {"dataset": name, "n_per_class": n, "distill_rounds": distill_rounds,
+            "finetune_seconds": round(finetune_seconds, 1),
             "distill_seconds": None if distill_seconds is None else round(distill_seconds, 1),
             "parse_failure_rate": {m: parse_failure_rate(s, m, candidates) for s, m in
                                    ((plain, "llm-fine-tuned"), *(((distilled, "llm-fine-tuned"),) if distilled
@@ -136,14 +137,18 @@ def main() -> None:
     ap.add_argument("--distill-rounds", type=int, default=1)
     args = ap.parse_args()
     set_verbose(False)
-    results = [run_dataset(name, args.n, args.distill_rounds) for name in args.data.split(",")]
-    (OUT / "calibration.json").write_text(json.dumps({"results": results, "versions": package_versions()},
-                                                     indent=2, default=str))
+    previous = OUT / "calibration.json"
+    kept = json.loads(previous.read_text())["results"] if previous.exists() else []
+    names = args.data.split(",")
+    results = [r for r in kept if r["dataset"] not in names] + [run_dataset(n, args.n, args.distill_rounds)
+                                                                  for n in names]
+    previous.write_text(json.dumps({"results": results, "versions": package_versions()}, indent=2, default=str))
     lines = ["# Calibrated LLM counterfactuals vs baselines (issue #11 targets)", "",
-             f"`python benchmarks/bench_calibration.py --data {args.data} --n {args.n} --distill-rounds "
-             f"{args.distill_rounds}`; values are class 0 / class 1.", ""]
+             "`python benchmarks/bench_calibration.py --data DATA --n N --distill-rounds R` (one section per "
+             "dataset; a run replaces its datasets' sections); values are class 0 / class 1.", ""]
     for r in results:
-        lines += [f"## {r['dataset']} (n = {r['n_per_class']} per class)", "",
+        lines += [f"## {r['dataset']} (n = {r['n_per_class']} per class, {r.get('distill_rounds', '?')} "
+                  "self-distillation round(s))", "",
                   f"Fine-tune {r['finetune_seconds']} s; with self-distillation {r['distill_seconds']} s. LLM "
                   f"answers that failed to parse: " + ", ".join(f"{k} {v:.1%}" for k, v in
                                                               r["parse_failure_rate"].items()), ""]

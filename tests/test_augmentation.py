@@ -214,5 +214,6 @@ def test_pregenerated_cfs_are_what_the_augmentation_adds(tmp_path, monkeypatch):
     tables = sorted(p.name for p in (tmp_path / "aug_cfs").iterdir())
     assert tables == ["A-seed0-nice-sparsity.csv", "A-seed1-nice-sparsity.csv"]
     monkeypatch.setattr(sources, "build_generator", lambda *a: pytest.fail("CFs were generated again"))
+    pregenerate_cfs(train, ["nice-sparsity"], **kw)  # cached tables are kept
     summary = run_augmentation(train, test, ["nice-sparsity"], comparators=(), **kw)
     assert summary["scenarios"]["A"]["methods"]["nice-sparsity"]["1"]["n_added"]["mean"] > 0

@@ -6,6 +6,7 @@ import http.server
 import ipaddress
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -257,6 +258,51 @@ def test_failures_are_not_cached(server, tmp_path):
     assert isinstance(cached.generate([chat("x")], SamplingSettings())[0], BackendError)
     assert cached.generate([chat("x")], SamplingSettings()) == [["echo: x #0"]]
     assert (cached.hits, cached.misses) == (0, 2)
+
+
+GRAMMAR = 'root ::= "<new>\\n" ("- Steps: +1.0\\n")? "</new>"\n'
+
+
+@pytest.mark.parametrize("guided, field", [("vllm", "structured_outputs"), ("llamacpp", "grammar"), ("off", None)])
+def test_guided_decoding_sends_the_grammar_in_the_request_body(server, guided, field):
+    b = backend(server, guided=guided)
+    out = b.generate([chat("a"), chat("b")], SamplingSettings(n=2, temperature=0.7), grammars=[GRAMMAR, GRAMMAR + " "])
+    assert out == [["echo: a #0", "echo: a #1"], ["echo: b #0", "echo: b #1"]]
+    sent = {r["messages"][-1]["content"]: r for r in server.requests}
+    for text, grammar in (("a", GRAMMAR), ("b", GRAMMAR + " ")):
+        body = sent[text]
+        assert not {"structured_outputs", "grammar"} - {field} & set(body)  # nothing else was sent
+        if guided == "vllm":
+            assert body["structured_outputs"] == {"grammar": grammar}
+        elif guided == "llamacpp":
+            assert body["grammar"] == grammar
+    backend(server, guided=guided).generate([chat("c")], SamplingSettings())  # without grammars: plain
+    assert not {"structured_outputs", "grammar"} & set(server.requests[-1])
+
+
+def test_guided_must_name_a_server_type(server):
+    with pytest.raises(ConfigError, match="option guided=.outlines. must be one of off, vllm, llamacpp"):
+        backend(server, guided="outlines")
+
+
+def test_cache_key_includes_the_grammar(server, tmp_path):
+    cached = CachedBackend(backend(server, guided="llamacpp"), tmp_path)
+    settings = SamplingSettings()
+    assert cached.key(chat("a"), settings) != cached.key(chat("a"), settings, GRAMMAR)
+    assert cached.key(chat("a"), settings, GRAMMAR) != cached.key(chat("a"), settings, GRAMMAR + " ")
+    cached.generate([chat("a")], settings)
+    cached.generate([chat("a")], settings, grammars=[GRAMMAR])  # a constrained answer is another answer
+    assert (cached.hits, cached.misses) == (0, 2) and server.requests[-1]["grammar"] == GRAMMAR
+    cached.generate([chat("a")], settings, grammars=[GRAMMAR])
+    assert (cached.hits, cached.misses, len(server.requests)) == (1, 2, 2)
+
+
+def test_constrained_decoding_without_xgrammar_names_the_install_command(monkeypatch):
+    from sensecf.backends.constrained import XGRAMMAR_PIP, GrammarConstraints
+
+    monkeypatch.setitem(sys.modules, "xgrammar", None)  # import xgrammar raises ImportError
+    with pytest.raises(ConfigError, match=re.escape(XGRAMMAR_PIP) + r" \(or option constrained=false\)"):
+        GrammarConstraints(tokenizer=None, vocab_size=0)
 
 
 def test_adapter_fingerprint_tracks_weights(tmp_path):

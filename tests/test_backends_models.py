@@ -75,6 +75,29 @@ def test_too_long_prompt_fails_only_its_slot(smol):
     assert smol.count_tokens(longer) > smol.count_tokens(CHATS[1]) > 5
 
 
+DIGITS = 'root ::= "<new>\\n- Mean steps: " [1-9] [0-9]? "." [0-9] "\\n</new>"\n'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings", [SamplingSettings(max_new_tokens=48),
+                                      SamplingSettings(max_new_tokens=48, temperature=1.0, n=3, seed=5)])
+def test_grammar_constrains_greedy_and_sampled_generation(smol, settings):
+    """Each chat's completions follow its own grammar (one matcher per generated row, also for n samples from a
+    shared prefill) and stop at its end; a grammar that does not compile fails only its own slot."""
+    import re
+
+    yes_no = 'root ::= ("yes" | "no")\n'
+    out = smol.generate([CHATS[0], CHATS[1], CHATS[0]], settings, grammars=[DIGITS, yes_no, "root ::= ("])
+    assert len(out[0]) == len(out[1]) == settings.n
+    assert all(re.fullmatch(r"<new>\n- Mean steps: [1-9][0-9]?\.[0-9]\n</new>", t) for t in out[0]), out[0]
+    assert all(t in ("yes", "no") for t in out[1]), out[1]
+    assert isinstance(out[2], BackendError) and "prompt 2: cannot compile its grammar" in str(out[2])
+    plain = smol.generate(CHATS[:1], settings)[0]
+    assert not any(re.fullmatch(r"<new>\n- Mean steps: [0-9.]+\n</new>", t) for t in plain), plain
+    with pytest.raises(ValueError, match="1 grammars for 2 chats"):
+        smol.generate(CHATS, settings, grammars=[DIGITS])
+
+
 @pytest.mark.slow
 def test_checkpoint_is_cached_and_complete():
     path = embedded_checkpoint("smollm2")

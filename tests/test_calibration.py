@@ -76,6 +76,7 @@ def test_calibrated_cf_lies_on_the_boundary_and_drops_unneeded_features(linear):
     assert (res.target_proba >= 0.5).all() and (res.target_proba < 0.52).all()     # minimal: just over it
     assert (res.extra["llm_calls"] == 1).all() and (res.extra["classifier_calls"] > 3).all()
     assert res.extra["proposal"].iloc[0] == "a: +5.00; b: +4.00"
+    assert (res.extra["decoding"] == "plain").all()  # the inner LLM's decoding, recorded per row
 
 
 def test_too_small_proposals_are_scaled_up_and_margin_is_respected(linear):

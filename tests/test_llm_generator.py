@@ -15,6 +15,7 @@ from sensecf.generators.base import GeneratorContext, build_generator
 from sensecf.experiments.intervention import llm_narrative
 from sensecf.generators.llm import resources as gen_mod
 from sensecf.generators.llm.generator import LLMGenerator
+from sensecf.generators.llm.grammar import answer_grammar
 from sensecf.generators.llm.prompt import COMPACT_SYSTEM_PROMPT, render_answer
 from sensecf.models.classifiers import train_classifier
 from sensecf.data.aireadi.schema import aireadi_stress_schema
@@ -248,6 +249,50 @@ def test_options_scoped_to_one_method(setup, made_backends):
     ctx.options["llm-finetuned.backend"] = "openai:x"
     with pytest.raises(ConfigError, match="'llm-finetuned' is not a counterfactual method"):
         build_generator("llm-zero-shot", ctx)
+
+
+class GrammarScripted(Scripted):
+    """Scripted, recording the grammars of each call."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.grammars = []
+
+    def generate(self, chats, settings: SamplingSettings, grammars=None):
+        self.grammars.append(grammars)
+        return super().generate(chats, settings)
+
+
+@pytest.mark.parametrize("style", ["paper", "compact"])
+def test_constrained_generation_sends_each_factuals_grammar_every_round(setup, style):
+    ctx, facts = setup
+    backend = GrammarScripted(lambda c, i, chat: [answer(facts.iloc[i], awake_pct=facts.iloc[i]["awake_pct"] + 1)]
+                              if c == 0 else [answer(facts.iloc[i], mean_steps=140.0)])
+    res = LLMGenerator(ctx, backend, progress=False, constrained=True, repair_rounds=1, style=style).generate(facts, 0)
+    expected = [answer_grammar(SCHEMA, fact, 0, style) for _, fact in facts.iterrows()]
+    assert backend.grammars == [expected, expected]  # the first round's and the repair round's
+    assert style == "compact" or len(set(expected)) == len(facts)  # paper: each factual's values in its grammar
+    assert (res.extra["rounds"] == 2).all() and (res.extra["decoding"] == "constrained").all()
+    plain = GrammarScripted(backend.script)
+    res = LLMGenerator(ctx, plain, progress=False, repair_rounds=0, style=style).generate(facts, 0)
+    assert plain.grammars == [None] and (res.extra["decoding"] == "plain").all()
+
+
+def test_constrained_where_the_backend_can_enforce_it(setup, made_backends):
+    ctx = setup[0]
+
+    def generator(**options):
+        options = {"backend": "openai:llama", "base_url": "http://127.0.0.1:8000/v1", **options}
+        return build_generator("llm-zero-shot", GeneratorContext(SCHEMA, ctx.classifier, ctx.X_train, ctx.y_train,
+                                                                 options=options))
+
+    assert not generator().constrained  # a server without guided decoding answers in plain text
+    assert generator(guided="vllm").constrained and made_backends[-1][1]["guided"] == "vllm"
+    assert not generator(guided="llamacpp", constrained="false").constrained
+    assert generator(backend="hf:/models/x").constrained  # local models decode the grammar themselves
+    assert not generator(backend="hf:/models/x", constrained=False).constrained
+    with pytest.raises(ConfigError, match="option guided='json' .* must be one of off, vllm, llamacpp"):
+        generator(guided="json")
 
 
 def test_server_options_reach_an_openai_backend_only(setup, made_backends, tmp_path):

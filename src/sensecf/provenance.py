@@ -9,7 +9,7 @@ from importlib import metadata
 import numpy as np
 
 TRACKED_PACKAGES = ("sensecf", "numpy", "pandas", "scikit-learn", "torch", "transformers", "peft", "trl",
-                    "accelerate", "bitsandbytes", "dice-ml", "cfnow", "nicex", "imbalanced-learn")
+                    "accelerate", "bitsandbytes", "dice-ml", "cfnow", "nicex", "imbalanced-learn", "xgrammar")
 
 
 def package_versions() -> dict[str, str | None]:

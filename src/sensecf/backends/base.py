@@ -29,7 +29,9 @@ class TextBackend(Protocol):
     """Generates completions for chats. Must return len(chats) lists of `settings.n` strings each.
 
     Failures for one prompt are returned as an exception object in place of its list, never raised
-    for the whole batch (so a run continues and counts them).
+    for the whole batch (so a run continues and counts them). `grammars`, when given, holds one GBNF grammar per
+    chat that its completions must follow (constrained decoding); a backend that cannot enforce it (an
+    OpenAI-compatible server without guided decoding) answers in plain text.
     """
 
     name: str       # e.g. "embedded", "hf", "openai"
@@ -37,7 +39,8 @@ class TextBackend(Protocol):
     adapter_id: str | None
     context_length: int
 
-    def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[list[str] | Exception]: ...
+    def generate(self, chats: list[Chat], settings: SamplingSettings,
+                 grammars: list[str] | None = None) -> list[list[str] | Exception]: ...
 
     def count_tokens(self, chat: Chat) -> int: ...
 

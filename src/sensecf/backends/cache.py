@@ -1,4 +1,5 @@
-"""Disk cache of completions (sqlite), keyed by backend, model, adapter (+ weights hash), chat and settings."""
+"""Disk cache of completions (sqlite), keyed by backend, model, adapter (+ weights hash), chat, settings and the
+answer grammar (when decoding is constrained)."""
 
 from __future__ import annotations
 
@@ -65,19 +66,22 @@ class CachedBackend:
         finally:
             db.close()
 
-    def key(self, chat: Chat, settings: SamplingSettings) -> str:
-        """The cache key of one prompt under `settings`."""
+    def key(self, chat: Chat, settings: SamplingSettings, grammar: str | None = None) -> str:
+        """The cache key of one prompt under `settings` (and its grammar: a constrained answer is another one)."""
         payload = {"backend": self.name, "model_id": self.model_id, "adapter_id": self.adapter_id,
                    "adapter_sha256": self._adapter_hash, "chat": chat, "settings": settings.as_dict()}
+        if grammar is not None:  # unconstrained keys stay as they were
+            payload["grammar"] = grammar
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def count_tokens(self, chat: Chat) -> int:
         """Delegates to the wrapped backend."""
         return self.inner.count_tokens(chat)
 
-    def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[list[str] | Exception]:
+    def generate(self, chats: list[Chat], settings: SamplingSettings,
+                 grammars: list[str] | None = None) -> list[list[str] | Exception]:
         """Cached completions where present; the rest come from the wrapped backend in one call."""
-        keys = [self.key(chat, settings) for chat in chats]
+        keys = [self.key(chat, settings, g) for chat, g in zip(chats, grammars or [None] * len(chats))]
         with self._connect() as db:
             found, cost = {}, {}
             for k in set(keys):
@@ -93,7 +97,8 @@ class CachedBackend:
         self.misses += len(missing)
         if missing:
             t0 = time.perf_counter()
-            fresh = self.inner.generate([chats[i] for i in missing], settings)
+            constrained = {} if grammars is None else {"grammars": [grammars[i] for i in missing]}
+            fresh = self.inner.generate([chats[i] for i in missing], settings, **constrained)
             share = (time.perf_counter() - t0) / len(missing)
             with self._connect() as db:
                 for i, out in zip(missing, fresh):

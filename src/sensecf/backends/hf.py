@@ -7,6 +7,7 @@ from pathlib import Path
 from sensecf.console import progress_bar
 
 from sensecf.backends.base import BackendError, Chat, SamplingSettings
+from sensecf.backends.constrained import GrammarConstraints
 from sensecf.backends.threads import configure_torch_threads
 from sensecf.errors import ConfigError
 
@@ -79,6 +80,14 @@ class HFBackend:
             model = _attach_adapter(model, Path(self.adapter_id), merge=quantize is None)
         self.model = model.eval()
         self.context_length = int(getattr(model.config, "max_position_embeddings", None) or 2048)
+        self._constraints: GrammarConstraints | None = None  # built on the first grammar
+
+    @property
+    def constraints(self) -> GrammarConstraints:
+        """xgrammar compiler for this model's tokenizer (built once)."""
+        if self._constraints is None:
+            self._constraints = GrammarConstraints(self.tokenizer, self.model.config.vocab_size)
+        return self._constraints
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r}, adapter_id={self.adapter_id!r})"
@@ -99,17 +108,29 @@ class HFBackend:
         """Number of prompt tokens of `chat` (template included)."""
         return len(self._encode(chat))
 
-    def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[list[str] | Exception]:
-        """Completions for each chat (`settings.n` each); a failed prompt yields an exception in its slot."""
+    def generate(self, chats: list[Chat], settings: SamplingSettings,
+                 grammars: list[str] | None = None) -> list[list[str] | Exception]:
+        """Completions for each chat (`settings.n` each), each following its GBNF grammar when `grammars` is
+        given (constrained decoding); a failed prompt yields an exception in its slot."""
         configure_torch_threads(self.threads)
+        if grammars is not None and len(grammars) != len(chats):
+            raise ValueError(f"{len(grammars)} grammars for {len(chats)} chats")
+        constraints = self.constraints if grammars is not None else None  # ConfigError without xgrammar
         results: list[list[str] | Exception | None] = [None] * len(chats)
         encoded: dict[int, list[int]] = {}
+        compiled: dict[int, object] = {}
         for i, chat in enumerate(chats):
             try:
                 ids = self._encode(chat)
             except Exception as exc:  # a malformed chat fails only its own slot
                 results[i] = BackendError(f"prompt {i}: cannot render chat: {exc}")
                 continue
+            if constraints is not None:
+                try:
+                    compiled[i] = constraints.compile(grammars[i])
+                except Exception as exc:  # a malformed grammar fails only its own slot
+                    results[i] = BackendError(f"prompt {i}: cannot compile its grammar: {exc}")
+                    continue
             if len(ids) + settings.max_new_tokens > self.context_length:
                 results[i] = BackendError(
                     f"prompt {i}: {len(ids)} prompt tokens + {settings.max_new_tokens} new tokens exceed the "
@@ -122,7 +143,8 @@ class HFBackend:
             task = bar.add_task(f"generating ({self.model_id})", total=len(batches))
             for b, batch in enumerate(batches):
                 try:
-                    outs = self._generate_batch([encoded[i] for i in batch], settings, seed=settings.seed + b)
+                    outs = self._generate_batch([encoded[i] for i in batch], settings, seed=settings.seed + b,
+                                                grammars=[compiled[i] for i in batch] if constraints else None)
                     for i, out in zip(batch, outs):
                         results[i] = out
                 except Exception as exc:  # e.g. out of memory: fail this batch's prompts, keep the run going
@@ -131,7 +153,8 @@ class HFBackend:
                 bar.advance(task)
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, batch: list[list[int]], settings: SamplingSettings, seed: int) -> list[list[str]]:
+    def _generate_batch(self, batch: list[list[int]], settings: SamplingSettings, seed: int,
+                        grammars: list | None = None) -> list[list[str]]:
         import torch
 
         padded = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
@@ -143,6 +166,8 @@ class HFBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        if grammars is not None:  # masks before temperature/top-p (generate runs custom processors first)
+            kwargs["logits_processor"] = self.constraints.processor(grammars, n_seq)
         # Seed a forked RNG so sampling is reproducible without touching the caller's global RNG state.
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed)

@@ -24,9 +24,10 @@ from sensecf.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+GUIDED = ("off", "vllm", "llamacpp")  # how a server is sent the answer grammar (_guided_body)
 _LOCAL_PLACEHOLDER_KEY = "sk-local-no-key"  # local servers accept any key; the client insists on one
 #: generator options (`--option key=value`) passed to OpenAIBackend by llm-* methods with an openai: backend
-SERVER_OPTIONS = ("api_key_env", "timeout", "batch_timeout", "max_retries", "concurrency", "trust_env")
+SERVER_OPTIONS = ("api_key_env", "timeout", "batch_timeout", "max_retries", "concurrency", "trust_env", "guided")
 
 
 def server_options(spec: str, options: dict) -> dict:
@@ -154,6 +155,8 @@ class OpenAIBackend:
     ``allow_remote=True``: patient rows must not leave the machine without an explicit opt-in.
     The API key is read from ``api_key_env`` (default OPENAI_API_KEY) and is never stored on this object, logged
     or cached; a loopback server gets it only when ``api_key_env`` is given explicitly.
+    ``guided`` names how the server takes an answer grammar ("vllm": structured outputs, "llamacpp": GBNF
+    ``grammar``); "off" sends plain requests and ignores grammars.
     """
 
     name = "openai"
@@ -161,7 +164,7 @@ class OpenAIBackend:
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str | None = None,
                  allow_remote: bool = False, timeout: float = 60, max_retries: int = 4, concurrency: int = 4,
                  batch_timeout: float | None = None, trust_env: bool = False, backoff: float = 1.0,
-                 context_length: int = 128_000):
+                 context_length: int = 128_000, guided: str = "off"):
         import openai
 
         if not model:
@@ -180,6 +183,9 @@ class OpenAIBackend:
                                                                         strict=True)
         self.max_retries = _number("max_retries", max_retries, int, 0)
         self.concurrency = _number("concurrency", concurrency, int, 1)
+        if guided not in GUIDED:
+            raise ConfigError(f"option guided={guided!r} must be one of {', '.join(GUIDED)}")
+        self.guided = guided
         self.model_id = model
         self.adapter_id = None
         self.base_url = url
@@ -211,27 +217,31 @@ class OpenAIBackend:
         """Approximate prompt tokens (4 characters per token plus per-message overhead; no remote tokenizer)."""
         return sum(4 + len(m.get("content", "")) // 4 for m in chat) + 3
 
-    def generate(self, chats: list[Chat], settings: SamplingSettings) -> list[list[str] | Exception]:
-        """Completions for each chat, requested concurrently; a failed prompt yields an exception in its slot.
-        An interrupt (Ctrl-C) ends the requests in flight instead of waiting for them."""
+    def generate(self, chats: list[Chat], settings: SamplingSettings,
+                 grammars: list[str] | None = None) -> list[list[str] | Exception]:
+        """Completions for each chat, requested concurrently (with its grammar when `guided` is on); a failed
+        prompt yields an exception in its slot. An interrupt (Ctrl-C) ends the requests in flight instead of
+        waiting for them."""
+        extras = [_guided_body(self.guided, g) for g in grammars] if grammars is not None else [None] * len(chats)
         batch = _Batch(self.batch_timeout)
         pool = ThreadPoolExecutor(max_workers=self.concurrency)
         try:
-            return list(pool.map(lambda ic: self._one(ic[0], ic[1], settings, batch), enumerate(chats)))
+            return list(pool.map(lambda i: self._one(i, chats[i], settings, batch, extras[i]), range(len(chats))))
         except BaseException:
             batch.stop()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _one(self, index: int, chat: Chat, settings: SamplingSettings, batch: _Batch) -> list[str] | Exception:
+    def _one(self, index: int, chat: Chat, settings: SamplingSettings, batch: _Batch,
+             extra: dict | None) -> list[str] | Exception:
         texts: list[str] = []
         try:
             # Servers that ignore `n` (llama.cpp, Ollama) return one choice: ask again for the rest.
             while len(texts) < settings.n:
                 done = len(texts)
                 texts += self._request(index, chat, settings, n=settings.n - done, seed=settings.seed + done,
-                                       batch=batch)
+                                       batch=batch, extra=extra)
         except BackendError as exc:
             return exc
         return texts[:settings.n]
@@ -248,11 +258,13 @@ class OpenAIBackend:
         return left
 
     def _request(self, index: int, chat: Chat, settings: SamplingSettings, n: int, seed: int,
-                 batch: _Batch) -> list[str]:
+                 batch: _Batch, extra: dict | None = None) -> list[str]:
         kwargs = {"model": self.model_id, "messages": chat, "max_tokens": settings.max_new_tokens,
                   "temperature": settings.temperature, "top_p": settings.top_p, "seed": seed}
         if n > 1:
             kwargs["n"] = n
+        if extra:
+            kwargs["extra_body"] = extra
         for attempt in range(self.max_retries + 1):
             deadline = _Deadline(self._seconds_left(index, batch), batch)
             try:
@@ -298,6 +310,14 @@ class OpenAIBackend:
             self._refuse_remote(info.get("host"), "connect to")
         elif event.endswith((".connect_tcp.complete", ".start_tls.complete")):
             deadline.connected(info["return_value"])
+
+
+def _guided_body(guided: str, grammar: str) -> dict | None:
+    """The request fields that carry a GBNF grammar: vLLM's structured outputs (vLLM >= 0.10.2; `guided_grammar`
+    before, removed in 0.12) or llama.cpp server's `grammar`; None when guided decoding is off."""
+    if guided == "vllm":
+        return {"structured_outputs": {"grammar": grammar}}
+    return {"grammar": grammar} if guided == "llamacpp" else None
 
 
 def _describe(exc: Exception) -> str:

@@ -9,10 +9,12 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError
+from ..executor import make_executor
 from ..locking import FolderLock
 from .app import app
 from .cf_cmd import parse_options
-from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, parse_list, split_from_options
+from .options import (DATA_HELP, SCHEMA_HELP, check_llm_servers, executor_option, parse_list, ray_address_option,
+                      split_from_options)
 
 
 @app.command()
@@ -34,6 +36,8 @@ def augment(
     unit: str = typer.Option("auto", help="Reduce by participants (default with a group column) or rows."),
     split_seed: int = typer.Option(0, help="Seed of the data generation and train/test split."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
+    executor: str = executor_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ):
     """Counterfactual data augmentation under label scarcity (Table IV, Fig 7)."""
     from ..experiments.augmentation import run_augmentation
@@ -46,11 +50,13 @@ def augment(
     scenario_list = parse_list(scenarios, str, "--scenarios")
     comparator_list = [] if comparators.strip().lower() == "none" else parse_list(comparators, str, "--comparators")
     check_llm_servers(method_list, opts)
-    with FolderLock(out, "augmentation folder"):
+    runner = make_executor(executor, address=ray_address)
+    with FolderLock(out, "augmentation folder"), runner:
         train, test = split_from_options(data, schema, split_seed)
         run_augmentation(train, test, method_list, scenarios=tuple(scenario_list), seeds=tuple(range(seeds)),
                          ratios=tuple(ratio_list), classifier_kind=classifier, out_dir=out, options=opts,
-                         comparators=tuple(comparator_list), fraction=fraction, budget=budget or None, unit=unit)
+                         comparators=tuple(comparator_list), fraction=fraction, budget=budget or None, unit=unit,
+                         executor=runner)
     console = Console()
     console.print((out / "table4.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[bold green]written[/]: {out / 'augmentation.json'}, {out / 'fig7_ratio_sweep.png'}")

@@ -11,9 +11,11 @@ import yaml
 from rich.console import Console
 
 from ..errors import ConfigError, DataError
+from ..executor import make_executor
 from ..locking import FolderLock
 from .app import app
-from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, exit_if_only_backend_errors
+from .options import (DATA_HELP, SCHEMA_HELP, check_llm_servers, executor_option, exit_if_only_backend_errors,
+                      ray_address_option)
 
 DEFAULT_METHODS = "dice-random,dice-genetic,dice-kdtree,cfnow-greedy,cfnow-random,nice-sparsity,nice-proximity," \
                   "nice-plausibility"
@@ -76,6 +78,8 @@ def benchmark(
     backend: Optional[str] = typer.Option(None, help=BACKEND_HELP),
     base_url: Optional[str] = typer.Option(None, help=BASE_URL_HELP),
     allow_remote: bool = typer.Option(False, "--allow-remote", help=REMOTE_HELP),
+    executor: str = executor_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ):
     """Run counterfactual methods on the same test instances; write Table III (per class)."""
     from ..experiments.benchmark import run_benchmark
@@ -84,10 +88,12 @@ def benchmark(
             **llm_settings(backend, base_url, allow_remote), **parse_options(option)}
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     check_llm_servers(method_list, opts)
-    with FolderLock(out, "benchmark folder"):
+    runner = make_executor(executor, address=ray_address)
+    with FolderLock(out, "benchmark folder"), runner:
         train, test = train_test(data, schema, seed)
         clf = _classifier(classifier, train, seed)
-        run_benchmark(train, test, clf, method_list, n_per_class=n, seed=seed, out_dir=out, options=opts)
+        run_benchmark(train, test, clf, method_list, n_per_class=n, seed=seed, out_dir=out, options=opts,
+                      executor=runner)
     console = Console()
     console.print((out / "benchmark.md").read_text(), markup=False, highlight=False)
     console.print(f"[bold green]written[/]: {out / 'benchmark.json'}")

@@ -16,6 +16,8 @@ T = TypeVar("T")
 
 DATA_HELP = "synthetic | AI-READI folder | uci-heart | CSV (with --schema)."
 SCHEMA_HELP = "Schema YAML for a CSV dataset."
+EXECUTOR_HELP = "Where the work runs: local (this machine's processes) | ray (Ray tasks; docs/cluster.md)."
+RAY_ADDRESS_HELP = "With --executor ray: the cluster to use (auto | HOST:PORT); default: a local Ray instance."
 
 
 def data_option(default: Optional[str] = None):
@@ -26,6 +28,16 @@ def data_option(default: Optional[str] = None):
 def schema_option():
     """The --schema option."""
     return typer.Option(None, help=SCHEMA_HELP)
+
+
+def executor_option(default: Optional[str] = "local"):
+    """The --executor option (None leaves the choice to a config file)."""
+    return typer.Option(default, "--executor", help=EXECUTOR_HELP)
+
+
+def ray_address_option():
+    """The --ray-address option."""
+    return typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP)
 
 
 def dataset_from_options(data: str | None, schema: str | Path | None, seed: int = 0, participants: int = 120,

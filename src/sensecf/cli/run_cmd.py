@@ -11,7 +11,7 @@ from rich.console import Console
 
 from ..study import Study, study_config_from
 from .app import app
-from .options import check_llm_servers, exit_if_only_backend_errors
+from .options import check_llm_servers, executor_option, exit_if_only_backend_errors, ray_address_option
 
 
 @app.command()
@@ -28,10 +28,13 @@ def run(
     base_url: Optional[str] = typer.Option(None, help="Base URL of an OpenAI-compatible server."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow sending patient rows to a non-loopback "
                                                                    "endpoint."),
+    executor: Optional[str] = executor_option(None),
+    ray_address: Optional[str] = ray_address_option(),
 ):
     """Run the default study (synthetic AI-READI cohort -> ... -> report.html)."""
     cfg = study_config_from(str(config) if config else None, quick, data=data, schema=schema, seed=seed,
-                            methods=methods.split(",") if methods else None)
+                            methods=methods.split(",") if methods else None, executor=executor,
+                            ray_address=ray_address)
     for key, value in (("backend", backend), ("base_url", base_url)):
         if value:
             cfg.options[key] = value

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from .app import app
-from .options import data_option, parse_list, schema_option, split_from_options
+from ..executor import make_executor
+from .options import data_option, executor_option, parse_list, ray_address_option, schema_option, split_from_options
 
 console = Console()
 METRICS = ("accuracy", "precision", "recall", "f1", "macro_f1", "auc", "ece")
@@ -87,6 +88,8 @@ def curve(
     seeds: str = typer.Option("0,1,2", help="Seeds of the subsamples and classifiers."),
     participants: int = typer.Option(120, help="Participants of the synthetic cohort."),
     days: int = typer.Option(10, help="Days per participant of the synthetic cohort."),
+    executor: str = executor_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Fig. 1: test F1 of each classifier vs the share of training data (mean and 95 % CI over seeds)."""
     from ..experiments.classifier_curve import CURVE_CSV, CURVE_PNG, classifier_curve, summarize_curve
@@ -94,8 +97,11 @@ def curve(
     kind_list = parse_list(kinds, str, "--kinds")
     fraction_list = parse_list(fractions, float, "--fractions")
     seed_list = parse_list(seeds, int, "--seeds")
+    runner = make_executor(executor, jobs=2, address=ray_address)
     train_ds, test_ds = split_from_options(data, schema, seed, participants=participants, days=days)
-    df = classifier_curve(train_ds, test_ds, kinds=kind_list, fractions=fraction_list, seeds=seed_list, out_dir=out)
+    with runner:
+        df = classifier_curve(train_ds, test_ds, kinds=kind_list, fractions=fraction_list, seeds=seed_list,
+                              out_dir=out, executor=runner)
     summary = summarize_curve(df, "macro_f1")
     table = Table(title="test macro-F1: mean ± 95 % CI half-width over seeds")
     table.add_column("classifier")

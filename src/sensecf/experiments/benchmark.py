@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..cf import STATUSES, CFResult
 from ..console import progress_bar
 from ..data.dataset import Dataset
 from ..errors import ConfigError
+from ..executor import Executor, LocalExecutor
 from ..files import warn_damaged, write_csv, write_json, write_text
 from ..generators.base import GeneratorContext, build_generator, check_methods, method_options
 from ..cf.search import actionable_feasible
@@ -190,9 +192,19 @@ def write_tables(summary: dict, out_dir: Path) -> None:
     write_text(out_dir / "benchmark.md", "\n".join(lines) + "\n")
 
 
+def _generate_chunk(method: str, ctx: GeneratorContext, chunk: tuple[pd.DataFrame, pd.Series]) -> pd.DataFrame:
+    """One unit of batch generation: the method built from (name, context) on one chunk of factuals; its rows
+    as the CSV holds them (factual_id first)."""
+    factuals, targets = chunk
+    part = build_generator(method, ctx).generate(factuals, targets).to_frame()
+    part.insert(0, "factual_id", factuals.index)
+    return part
+
+
 def _run_method(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targets: pd.Series, out_dir: Path,
-                batch_size: int, bar) -> CFResult:
-    """Generate one method's CFs chunk by chunk; finished chunks survive an interruption (partial CSV)."""
+                batch_size: int, bar, executor: Executor) -> CFResult:
+    """Generate one method's CFs in chunks on the executor; finished chunks survive an interruption (partial
+    CSV)."""
     schema = ctx.schema
     partial_path = out_dir / "cfs" / f"{method}.partial.csv"
     done = pd.DataFrame()
@@ -206,15 +218,12 @@ def _run_method(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targ
     have = set(done["factual_id"].astype(str)) if len(done) else set()
     todo = factuals[~pd.Index(map(str, factuals.index)).isin(have)]
     task = bar.add_task(method, total=len(factuals), completed=len(factuals) - len(todo))
-    if len(todo):
-        gen = build_generator(method, ctx)
-        for start in range(0, len(todo), batch_size):
-            chunk = todo.iloc[start:start + batch_size]
-            part = gen.generate(chunk, targets.loc[chunk.index]).to_frame()
-            part.insert(0, "factual_id", chunk.index)
-            done = pd.concat([done, part], ignore_index=True) if len(done) else part.reset_index(drop=True)
-            write_csv(partial_path, done)
-            bar.advance(task, len(chunk))
+    chunks = [(todo.iloc[start:start + batch_size], targets.loc[todo.index[start:start + batch_size]])
+              for start in range(0, len(todo), batch_size)]
+    for _, part in executor.map(partial(_generate_chunk, method, ctx), chunks):
+        done = pd.concat([done, part], ignore_index=True) if len(done) else part.reset_index(drop=True)
+        write_csv(partial_path, done)
+        bar.advance(task, len(part))
     done.index = pd.Index(done["factual_id"].astype(str))
     done = done.loc[[str(i) for i in factuals.index]]
     done.index = factuals.index
@@ -236,9 +245,12 @@ def retrain(classifier, train: Dataset, seed: int):
 
 def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str], n_per_class: int = 50,
                   seed: int = 0, out_dir: Path | str = Path("results/benchmark"), options: dict | None = None,
-                  batch_size: int = 10, n_boot: int = 1000) -> dict:
+                  batch_size: int = 10, n_boot: int = 1000, executor: Executor | None = None) -> dict:
     """Run every method on the same sampled test factuals; write CSVs as methods finish and the tables at the
-    end; methods whose CSV already exists are read back instead of rerun. Returns the benchmark.json content."""
+    end; methods whose CSV already exists are read back instead of rerun. Chunks of `batch_size` factuals of a
+    method are generated on `executor` (default: one after another in this process; each chunk builds the
+    method anew, so a chunk's CFs do not depend on where or after which chunk it ran). Returns the
+    benchmark.json content."""
     out_dir = Path(out_dir)
     schema = train.schema
     options = dict(options or {})
@@ -268,7 +280,8 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
                     warn_damaged(path, str(e))
                     path.replace(out_dir / "cfs" / f"{method}.partial.csv")
             if result is None:
-                result = _run_method(method, ctx, factuals, targets, out_dir, batch_size, bar)
+                result = _run_method(method, ctx, factuals, targets, out_dir, batch_size, bar,
+                                     executor or LocalExecutor())
             per_class = {}
             rows = cf_rows(result, train.X, schema, classifier)
             for c, m in per_class_metrics(result, train.X, train.y, schema, classifier).items():

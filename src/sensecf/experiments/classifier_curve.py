@@ -3,17 +3,18 @@ fewer labelled people — where the data has a group column, else stratified row
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from scipy import stats
 
 from ..console import progress_bar
 from ..data.dataset import Dataset
 from ..data.split import reduction_unit, subsample_fraction
 from ..errors import ConfigError
+from ..executor import Executor, LocalExecutor
 from ..files import write_csv
 from ..models.classifiers import CLASSIFIER_KINDS, evaluate, train_classifier
 
@@ -78,7 +79,9 @@ def plot_curve(df: pd.DataFrame, path: str | Path, metric: str = "macro_f1", tit
     return path
 
 
-def _fit_cell(train: Dataset, test: Dataset, kind: str, fraction: float, seed: int, unit: str) -> dict:
+def _fit_cell(train: Dataset, test: Dataset, unit: str, cell: tuple[str, float, int]) -> dict:
+    """The CSV row of one (kind, fraction, seed) cell."""
+    kind, fraction, seed = cell
     sub = subsample_fraction(train, fraction, seed, unit=unit)
     clf = train_classifier(kind, sub.X, sub.y, train.schema, seed=seed, groups=sub.groups)
     return {"kind": kind, "fraction": fraction, "seed": seed, "unit": unit, "n_train": len(sub),
@@ -88,14 +91,15 @@ def _fit_cell(train: Dataset, test: Dataset, kind: str, fraction: float, seed: i
 
 def classifier_curve(train: Dataset, test: Dataset, kinds=("nn", "lr", "rf", "gb"),
                      fractions=(1.0, 0.8, 0.6, 0.4, 0.2), seeds=(0, 1, 2),
-                     out_dir: str | Path | None = None, jobs: int = 2, unit: str = "auto") -> pd.DataFrame:
+                     out_dir: str | Path | None = None, jobs: int = 2, unit: str = "auto",
+                     executor: Executor | None = None) -> pd.DataFrame:
     """Train each classifier kind on fractions of `train` (per seed; by participants or rows, see
     subsample_fraction) and score it on `test`.
 
     Returns one row per (kind, fraction, seed) with the test metrics (macro-F1 primary). With out_dir,
     rows are appended to fig1_classifier_curve.csv as they finish (a rerun resumes from it) and
-    fig1_classifier_curve.png is drawn at the end. `jobs` fits run in parallel processes (joblib; each fit uses
-    one BLAS thread), in any order: the result is sorted.
+    fig1_classifier_curve.png is drawn at the end. The fits run on `executor` (default: `jobs` local processes;
+    each fit uses one BLAS thread), in any order: the result is sorted.
     """
     kinds = [str(k) for k in kinds]
     unknown = [k for k in kinds if k not in CLASSIFIER_KINDS]
@@ -117,13 +121,11 @@ def classifier_curve(train: Dataset, test: Dataset, kinds=("nn", "lr", "rf", "gb
     have = {(r["kind"], float(r["fraction"]), int(r["seed"])) for r in rows}
     if csv is not None:
         write_csv(csv, pd.DataFrame(rows, columns=COLUMNS))
-    cells = [(s, f, k) for s in seeds for f in fractions for k in kinds if (k, f, s) not in have]
+    cells = [(k, f, s) for s in seeds for f in fractions for k in kinds if (k, f, s) not in have]
     with progress_bar(width=34) as progress:
         task = progress.add_task("classifier curve (Fig 1)", total=len(seeds) * len(fractions) * len(kinds),
                                  completed=len(seeds) * len(fractions) * len(kinds) - len(cells))
-        fits = Parallel(n_jobs=min(jobs, max(len(cells), 1)), return_as="generator_unordered")(
-            delayed(_fit_cell)(train, test, kind, fraction, seed, unit) for seed, fraction, kind in cells)
-        for row in fits:
+        for _, row in (executor or LocalExecutor(jobs)).map(partial(_fit_cell, train, test, unit), cells):
             rows.append(row)
             if csv is not None:
                 pd.DataFrame([row], columns=COLUMNS).to_csv(csv, mode="a", header=False, index=False)

@@ -34,7 +34,8 @@ def distill_pairs(train: Dataset, classifier, backend, style: str, n_factuals: i
     current = classifier.predict(picked)
     ctx = GeneratorContext(schema, classifier, train.X, train.y, seed)
     inner = LLMGenerator(ctx, backend, mode="fine-tuned", style=style, repair_rounds=0, candidates=candidates,
-                         temperature=0.7 if candidates > 1 else 0.0, progress=False)
+                         temperature=0.7 if candidates > 1 else 0.0, progress=False,
+                         constrained=True)  # a local model, decoding under each answer's grammar like llm-*
     gen = CalibratedGenerator(ctx, CalibrationOptions(prompt_style=style), inner)
     result = gen.generate(picked, 1 - current)
     ok = result.status == "valid"

@@ -8,7 +8,8 @@ proposal of a factual flips, the proposals are combined (their union), and then 
 (`widen_rounds` more sampled rounds) before the row fails with its reason.
 
 The plain LLM row keeps the paper's single-pass meaning; this row shows what calibration adds. Per CF it records
-the raw proposal it came from, the number of LLM answers and classifier evaluations it took.
+the raw proposal it came from, the number of LLM answers and classifier evaluations it took, and how the LLM
+decoded (`decoding`, as the plain row).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class CalibratedGenerator(CFMethod):
     def __init__(self, context: GeneratorContext, options: CalibrationOptions, inner: LLMGenerator):
         super().__init__(context, options)
         self.inner, self.name = inner, inner.name + SUFFIX
+        self.extra_defaults = {**self.extra_defaults, "decoding": inner.decoding}
         self.search = DirectionSearch(self.schema, self.clf, self.X_train, margin=options.margin)
 
     def _directions(self, factuals: pd.DataFrame, rows, positions) -> list[Direction]:

@@ -153,6 +153,11 @@ class LLMOptions(MethodOptions):
     max_new_tokens: Optional[int] = option(None, "answer budget in tokens (default: by prompt style)")
     require_tag: bool = option(False, "reject answers without <new> tags")
     cache_dir: Optional[str] = option(None, "folder of the completion cache (sqlite)")
+    constrained: bool = option(True, "constrained decoding: the model can only write the answer's grammar "
+                                     "(embedded / hf: always; openai: only with guided)")
+    guided: Literal["off", "vllm", "llamacpp"] = option(
+        "off", "openai: how the server takes the answer grammar: vllm (structured outputs), llamacpp (GBNF "
+               "grammar); off = plain text")
 
     def __post_init__(self):
         _positive(self, "timeout", "batch_timeout", "concurrency", "candidates", "k", "batch_size", "max_new_tokens")

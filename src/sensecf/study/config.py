@@ -17,6 +17,8 @@ CALIBRATED_METHODS = ["llm-zero-shot+calibrated", "llm-fine-tuned+calibrated"]
 #: the augmentation study runs on a stratified subsample of the training split: label scarcity is a small-data
 #: problem, and the paper's NN is retrained for every cell
 AUG_TRAIN_ROWS = 2000
+#: how the work runs, not what it computes: a run folder resumes with other values of these
+EXECUTION_SETTINGS = ("executor", "ray_address")
 
 
 @dataclass
@@ -55,6 +57,10 @@ class StudyConfig:
     # CF in 60 requests for ~2 minutes (zero-/few-shot never recover; the compact fine-tuned model was not trained
     # on feedback turns); options {repair_rounds: N} turns the verify-and-repair loop on
     options: dict = field(default_factory=lambda: {"cfnow_time_limit": 3, "repair_rounds": 0})
+    #: where the Fig 1 cells, augmentation pairs and chunks of CF generation run: local (this machine's processes)
+    #: or ray (Ray tasks on a local Ray instance, or on the cluster at ray_address; docs/cluster.md)
+    executor: str = "local"
+    ray_address: str | None = None
 
     @classmethod
     def quick(cls) -> "StudyConfig":

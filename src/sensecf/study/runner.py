@@ -16,6 +16,7 @@ from ..background import BackgroundJob
 from ..backends.spec import parse_backend_spec
 from ..console import console
 from ..errors import ConfigError
+from ..executor import Executor, LocalExecutor, make_executor
 from ..files import read_json, warn_damaged, write_csv, write_json
 from ..generators.base import check_methods, scope_chain
 from ..generators.llm.resources import check_servers
@@ -23,7 +24,7 @@ from ..generators.options import scoped
 from ..locking import FolderLock
 from ..paths import default_adapter_dir
 from ..provenance import package_versions
-from .config import StudyConfig
+from .config import EXECUTION_SETTINGS, StudyConfig
 
 ADAPTER_METHODS = ("llm-fine-tuned",)  # methods that wait for the study's fine-tuned adapter
 FINETUNE_STEP = "fine-tune the LLM (LoRA)"
@@ -39,9 +40,11 @@ class Study:
         self.cfg, self.out = config, Path(out_dir)
         check_methods(config.methods + config.aug_methods)
         check_servers(config.methods + config.aug_methods, config.options)  # also checks every option key
+        self.executor = make_executor(config.executor, address=config.ray_address)  # started at its first use
         self.lock = FolderLock(self.out, "run folder")  # one study per folder while this object lives
         previous = read_json(self.out / "run.json")
-        if previous and previous.get("config") and previous["config"] != asdict(config):
+        if previous and previous.get("config") and _results_config(previous["config"]) != _results_config(
+                asdict(config)):
             raise ConfigError(f"{self.out} holds a run with a different configuration; choose another --out "
                               "or delete the folder")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -81,6 +84,10 @@ class Study:
         """(step name, methods) of a step: the first pass leaves out the methods that wait for the adapter."""
         kept = [m for m in methods if not needs_adapter([m])] if first_pass else methods
         return (name if kept == methods else f"{name}: methods without the adapter"), kept
+
+    def _executor(self, jobs: int = 1) -> Executor:
+        """The configured executor: `jobs` local processes, or the run's Ray executor."""
+        return LocalExecutor(jobs) if isinstance(self.executor, LocalExecutor) else self.executor
 
     # ---- steps -----------------------------------------------------------------------------------
     def load_data(self):
@@ -153,7 +160,7 @@ class Study:
         cfg = self.cfg
         self._step("classifier curve (Fig 1)", "fig1_classifier_curve.png", lambda: classifier_curve(
             self.train, self.test, kinds=tuple(cfg.curve_kinds), fractions=tuple(cfg.curve_fractions),
-            seeds=tuple(cfg.curve_seeds), out_dir=self.out, jobs=jobs, unit=self.unit))
+            seeds=tuple(cfg.curve_seeds), out_dir=self.out, unit=self.unit, executor=self._executor(jobs)))
 
     @property
     def model_path(self) -> Path:
@@ -243,7 +250,7 @@ class Study:
         name, methods = self._pass("counterfactual benchmark (Table III)", self.cfg.methods, first_pass)
         self._step(name, "benchmark.json", lambda: run_benchmark(
             self.train, self.test, self.classifier, methods, n_per_class=self.cfg.n_per_class, seed=self.cfg.seed,
-            out_dir=self.out, options=self._options()),
+            out_dir=self.out, options=self._options(), executor=self._executor()),
             done=lambda: self._records("benchmark.json", methods, lambda b: b["methods"]))
 
     def augmentation(self, first_pass: bool = False):
@@ -255,7 +262,8 @@ class Study:
         self._step(name, "augmentation.json", lambda: run_augmentation(
             train, self.test, methods, scenarios=tuple(self.cfg.aug_scenarios),
             seeds=tuple(self.cfg.aug_seeds), ratios=tuple(self.cfg.aug_ratios), classifier_kind=self.cfg.classifier,
-            out_dir=self.out, options=self._options(), budget=self.cfg.aug_budget, unit=self.unit),
+            out_dir=self.out, options=self._options(), budget=self.cfg.aug_budget, unit=self.unit,
+            executor=self._executor()),
             done=lambda: self._records("augmentation.json", methods, lambda a: a["config"]["methods"]))
 
     def intervention(self):
@@ -278,8 +286,14 @@ class Study:
 
         While the embedded model fine-tunes in the background (CPU default), the Fig 1 curve, the benchmark
         and augmentation of every method that needs no adapter run in this process; the methods that need the
-        adapter follow once it is written.
+        adapter follow once it is written. A Ray instance this run started is stopped at the end.
         """
+        try:
+            return self._run_steps()
+        finally:
+            self.executor.close()
+
+    def _run_steps(self) -> Path:
         self.load_data()
         self.classifiers()
         job = self.start_finetune()
@@ -296,6 +310,11 @@ class Study:
         self.augmentation()
         self.intervention()
         return self.report()
+
+
+def _results_config(config: dict) -> dict:
+    """The settings a run's results depend on (all but EXECUTION_SETTINGS)."""
+    return {k: v for k, v in config.items() if k not in EXECUTION_SETTINGS}
 
 
 def needs_adapter(methods) -> bool:

@@ -1,8 +1,11 @@
-"""Running the augmentation grid: one cell per (scenario, seed, source, ratio), recorded as it finishes.
+"""Running the augmentation grid: one cell per (scenario, seed, source, ratio). The unit of work is a (scenario,
+seed) pair (`run_pair`: one reduced model, one CF generation per method), run on an executor; this process records
+each pair's CFs and cells as the pair finishes.
 
 Layout of `out_dir`:
   augmentation_config.json  the setup the cells belong to (a rerun with another setup is refused)
-  augmentation_cells.jsonl   one line per finished cell; a rerun skips them (a partial last line is recomputed)
+  augmentation_cells.jsonl   one line per finished cell; a rerun skips them (a partial last line is recomputed) and
+                             recomputes only the missing cells of a pair
   aug_cfs/<scenario>-seed<k>-<method>.csv   generated CFs (all statuses), reused by a rerun
   augmentation.json          per scenario, method, ratio and seed: test metrics + aggregates (stats.summarize)
   table4.csv, table4.md      Table IV layout at ratio 100 % (or the largest ratio run)
@@ -15,8 +18,12 @@ they can add fewer (recorded per cell as n_added).
 
 from __future__ import annotations
 
+import io
 import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +33,12 @@ from ...console import progress_bar
 from ...data.dataset import Dataset
 from ...data.split import REDUCTION_UNITS, reduction_unit, scarcity_scenario
 from ...errors import ConfigError
-from ...files import append_jsonl, read_json, read_jsonl, write_json
+from ...executor import Executor, LocalExecutor
+from ...files import append_jsonl, read_json, read_jsonl, write_json, write_text
 from ...generators.base import check_methods, method_options
 from ...models.classifiers import evaluate, train_classifier
 from ...provenance import json_safe, package_versions
-from .sources import COMPARATORS, augmented_class, generate_cfs, oversample
+from .sources import COMPARATORS, augmented_class, cf_table, generate_cfs, oversample, read_cached, valid_cfs
 from .stats import SCENARIOS, summarize
 from .tables import plot_ratio_sweep, write_table4
 
@@ -72,7 +80,7 @@ class ReducedModel:
 
 
 def pair_setup(train: Dataset, scenario: str, seed: int, fraction: float, unit: str, budget: int | None,
-               ratios: list[float]) -> tuple[Dataset, int, int, int, int]:
+               ratios: Sequence[float]) -> tuple[Dataset, int, int, int, int]:
     """(reduced split, augmented class, removed rows of that class, rows at ratio 100 %, CFs to generate) of one
     (scenario, seed)."""
     reduced, removed = scarcity_scenario(train, scenario, fraction=fraction, seed=seed, unit=unit)
@@ -87,7 +95,8 @@ def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios
                     unit: str = "auto", chunk: int = 10) -> None:
     """Generate (and cache in aug_cfs/) the CFs that run_augmentation with the same settings will add, without
     training or scoring the augmented models: lets another process (the study's background job, once the adapter
-    exists) do the expensive generation while this one runs other steps."""
+    exists) do the expensive generation while this one runs other steps. Runs in this process; tables already
+    cached are kept."""
     unit = reduction_unit(train, unit)
     ratios = sorted({float(r) for r in ratios})
     (Path(out_dir) / "aug_cfs").mkdir(parents=True, exist_ok=True)
@@ -95,93 +104,148 @@ def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios
         for seed in [int(s) for s in seeds]:
             reduced, target, _, _, n_max = pair_setup(train, scenario, seed, fraction, unit, budget, ratios)
             for method in methods:
-                generate_cfs(method, reduced, ReducedModel(classifier_kind, reduced, seed), target, n_max, seed,
-                             options, _cf_path(Path(out_dir), scenario, seed, method), None, chunk)
+                path = _cf_path(Path(out_dir), scenario, seed, method)
+                if read_cached(path, train.schema) is None:
+                    write_text(path, generate_cfs(method, reduced, ReducedModel(classifier_kind, reduced, seed),
+                                                  target, n_max, seed, options, chunk))
 
 
-class AugmentationRun:
-    """The grid of one augmentation study (see run_augmentation)."""
+@dataclass(frozen=True)
+class GridSetup:
+    """What every (scenario, seed) pair of one study shares (sent to the executor once)."""
 
-    def __init__(self, train: Dataset, test: Dataset, methods: list[str], comparators: list[str], ratios: list[float],
-                 classifier_kind: str, out_dir: Path, options: dict, fraction: float, budget: int | None,
-                 unit: str, chunk: int):
-        self.train, self.test, self.schema = train, test, train.schema
-        self.methods, self.comparators, self.ratios = methods, comparators, ratios
-        self.kind, self.out, self.options = classifier_kind, out_dir, options
-        self.fraction, self.budget, self.unit, self.chunk = fraction, budget, unit, chunk
-        self.cells_path = out_dir / CELLS_FILE
-        self.cells = {(r["scenario"], r["seed"], r["method"], r["ratio"]): r for r in read_jsonl(self.cells_path)
-                      if {"scenario", "seed", "method", "ratio", "metrics"} <= set(r)}
-        self.baselines: dict[int, dict] = {}
-        self.bar = self.overall = None
+    train: Dataset
+    test: Dataset
+    methods: tuple[str, ...]
+    comparators: tuple[str, ...]
+    ratios: tuple[float, ...]
+    kind: str
+    options: dict
+    fraction: float
+    budget: int | None
+    unit: str
+    chunk: int
+    #: seed -> test metrics of the full-train model (it depends on the seed only), filled by the pairs of one process
+    baselines: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def record(self, rec: dict) -> None:
-        rec = json_safe(rec)
-        self.cells[(rec["scenario"], rec["seed"], rec["method"], rec["ratio"])] = rec
-        append_jsonl(self.cells_path, rec)
 
-    def cell(self, base: dict, method: str, ratio: float, score, extra: dict | None = None) -> None:
-        """Compute and record one cell unless a previous run finished it."""
-        if (base["scenario"], base["seed"], method, ratio) not in self.cells:
+@dataclass(frozen=True)
+class PairJob:
+    """One (scenario, seed) pair: the (method, ratio) cells a previous run finished, and the aug_cfs tables it
+    left (method -> table)."""
+
+    scenario: str
+    seed: int
+    done: frozenset = frozenset()
+    cached_cfs: dict = field(default_factory=dict)
+
+
+@dataclass
+class PairResult:
+    """The pair's new cell records and the CSV text of the aug_cfs files it generated (method -> text)."""
+
+    scenario: str
+    seed: int
+    cells: list[dict] = field(default_factory=list)
+    cf_csv: dict[str, str] = field(default_factory=dict)
+
+
+def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
+    """Every unfinished cell of one (scenario, seed): the reduced model is trained once (only when a cell or the
+    CFs need it) and each CF method generates once; nothing is written here (the caller records the result)."""
+    train, test, schema, seed = setup.train, setup.test, setup.train.schema, job.seed
+    reduced, target, n_removed, n_base, n_max = pair_setup(train, job.scenario, seed, setup.fraction, setup.unit,
+                                                           setup.budget, setup.ratios)
+    base = {"scenario": job.scenario, "seed": seed, "augmented_class": target, "n_removed": n_removed,
+            "n_train": len(train), "n_reduced": len(reduced), "unit": setup.unit}
+    out = PairResult(job.scenario, seed)
+    reduced_model = ReducedModel(setup.kind, reduced, seed)
+
+    def cell(method: str, ratio: float, score, extra: dict | None = None) -> None:
+        if (method, ratio) not in job.done:
             t0 = time.perf_counter()
             metrics = score()
-            self.record({**base, "method": method, "ratio": ratio, **(extra or {}), "metrics": metrics,
-                         "seconds": round(time.perf_counter() - t0, 2)})
-        self.bar.advance(self.overall)
+            out.cells.append({**base, "method": method, "ratio": ratio, **(extra or {}), "metrics": metrics,
+                              "seconds": round(time.perf_counter() - t0, 2)})
 
-    def baseline_metrics(self, seed: int) -> dict:
-        if seed not in self.baselines:  # the full-train model depends on the seed only
-            clf = train_classifier(self.kind, self.train.X, self.train.y, self.schema, seed,
-                                   groups=self.train.groups)
-            self.baselines[seed] = evaluate(clf, self.test.X, self.test.y)
-        return self.baselines[seed]
+    def baseline() -> dict:
+        if seed not in setup.baselines:
+            clf = train_classifier(setup.kind, train.X, train.y, schema, seed, groups=train.groups)
+            setup.baselines[seed] = evaluate(clf, test.X, test.y)
+        return setup.baselines[seed]
 
-    def pair(self, scenario: str, seed: int) -> None:
-        """Every cell of one (scenario, seed)."""
-        reduced, target, n_removed, n_base, n_max = pair_setup(self.train, scenario, seed, self.fraction, self.unit,
-                                                               self.budget, self.ratios)
-        base = {"scenario": scenario, "seed": seed, "augmented_class": target, "n_removed": n_removed,
-                "n_train": len(self.train), "n_reduced": len(reduced), "unit": self.unit}
-        reduced_model = ReducedModel(self.kind, reduced, seed)
-        self.cell(base, "baseline", 0.0, lambda: self.baseline_metrics(seed))
-        self.cell(base, "reduced", 0.0, lambda: evaluate(reduced_model(), self.test.X, self.test.y))
-        for source in self.methods + self.comparators:
-            if all((scenario, seed, source, r) in self.cells for r in self.ratios):
-                self.bar.advance(self.overall, len(self.ratios))
-                continue
-            self.bar.update(self.overall, description=f"{scenario} seed {seed} {source}")
-            if source in self.comparators:
-                pool = oversample(source, reduced.X, reduced.y, target, n_max, self.schema, seed)
-            else:
-                pool = generate_cfs(source, reduced, reduced_model, target, n_max, seed, self.options,
-                                    _cf_path(self.out, scenario, seed, source), self.bar, self.chunk)
-            for ratio in self.ratios:
-                n_req = math.ceil(ratio * n_base)
-                added = pool.iloc[:n_req]
-                X_aug = pd.concat([reduced.X, added], ignore_index=True)
-                y_aug = np.concatenate([reduced.y.to_numpy(), np.full(len(added), target)])
-                groups = None
-                if reduced.groups is not None:  # added rows form their own validation group
-                    groups = np.concatenate([reduced.groups.astype(str).to_numpy(),
-                                             np.full(len(added), "__augmented__")])
-                self.cell(base, source, ratio, lambda: evaluate(
-                    train_classifier(self.kind, X_aug, y_aug, self.schema, seed, groups=groups),
-                    self.test.X, self.test.y),
-                    {"n_requested": n_req, "n_added": len(added), "n_generated_for": n_max,
-                     "n_available": len(pool)})
+    cell("baseline", 0.0, baseline)
+    cell("reduced", 0.0, lambda: evaluate(reduced_model(), test.X, test.y))
+    for source in setup.methods + setup.comparators:
+        if all((source, r) in job.done for r in setup.ratios):
+            continue
+        if source in setup.comparators:
+            pool = oversample(source, reduced.X, reduced.y, target, n_max, schema, seed)
+        else:
+            table = job.cached_cfs.get(source)
+            if table is None:
+                out.cf_csv[source] = generate_cfs(source, reduced, reduced_model, target, n_max, seed,
+                                                  setup.options, setup.chunk)
+                table = cf_table(io.StringIO(out.cf_csv[source]), schema)  # as a resumed run reads the file
+            pool = valid_cfs(table, schema)
+        for ratio in setup.ratios:
+            n_req = math.ceil(ratio * n_base)
+            added = pool.iloc[:n_req]
+            X_aug = pd.concat([reduced.X, added], ignore_index=True)
+            y_aug = np.concatenate([reduced.y.to_numpy(), np.full(len(added), target)])
+            groups = None
+            if reduced.groups is not None:  # added rows form their own validation group
+                groups = np.concatenate([reduced.groups.astype(str).to_numpy(),
+                                         np.full(len(added), "__augmented__")])
+            cell(source, ratio, lambda: evaluate(
+                train_classifier(setup.kind, X_aug, y_aug, schema, seed, groups=groups), test.X, test.y),
+                {"n_requested": n_req, "n_added": len(added), "n_generated_for": n_max, "n_available": len(pool)})
+    return out
+
+
+def _run_grid(setup: GridSetup, scenarios: list[str], seeds: list[int], out_dir: Path, executor: Executor) -> dict:
+    """Run the unfinished pairs on the executor; record each pair's CFs and cells as it arrives. Returns every
+    cell record of the folder by (scenario, seed, method, ratio)."""
+    cells_path = out_dir / CELLS_FILE
+    cells = {(r["scenario"], r["seed"], r["method"], r["ratio"]): r for r in read_jsonl(cells_path)
+             if {"scenario", "seed", "method", "ratio", "metrics"} <= set(r)}
+    needed = {("baseline", 0.0), ("reduced", 0.0)} | {(m, r) for m in setup.methods + setup.comparators
+                                                       for r in setup.ratios}
+    jobs, missing = [], 0
+    for scenario in scenarios:
+        for seed in seeds:
+            done = frozenset((m, r) for (sc, sd, m, r) in cells if (sc, sd) == (scenario, seed)) & needed
+            if done != needed:
+                todo = [m for m in setup.methods if not all((m, r) in done for r in setup.ratios)]
+                cached = {m: read_cached(_cf_path(out_dir, scenario, seed, m), setup.train.schema) for m in todo}
+                jobs.append(PairJob(scenario, seed, done, {m: t for m, t in cached.items() if t is not None}))
+                missing += len(needed - done)
+    with progress_bar() as bar:
+        total = len(scenarios) * len(seeds) * len(needed)
+        task = bar.add_task(f"augmentation: {len(jobs)} pair(s)", total=total, completed=total - missing)
+        for _, result in executor.map(partial(run_pair, setup), jobs):
+            for method, text in result.cf_csv.items():
+                write_text(_cf_path(out_dir, result.scenario, result.seed, method), text)
+            for rec in result.cells:
+                rec = json_safe(rec)
+                cells[(rec["scenario"], rec["seed"], rec["method"], rec["ratio"])] = rec
+                append_jsonl(cells_path, rec)
+            bar.update(task, advance=len(result.cells), description=f"{result.scenario} seed {result.seed} done")
+    return cells
 
 
 def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B", "C"), seeds=(0, 1, 2, 3, 4),
                      ratios=(0.2, 0.4, 0.6, 0.8, 1.0), classifier_kind: str = "nn",
                      out_dir: Path | str = Path("results/augmentation"), options: dict | None = None,
                      comparators=COMPARATORS, fraction: float = 0.5, budget: int | None = None,
-                     unit: str = "auto", chunk: int = 10) -> dict:
+                     unit: str = "auto", chunk: int = 10, executor: Executor | None = None) -> dict:
     """Run (or resume) the augmentation study and write augmentation.json, table4.csv/.md and Fig 7.
 
     fraction: share of the halved class(es) removed; budget: cap of the rows added at ratio 100 % (None = as many
     as removed, the paper's setting); unit: "participants" (remove whole participants' rows of the halved class;
-    the default when the data has a group column), "rows" or "auto"; options: generator options. Returns the
-    augmentation.json content.
+    the default when the data has a group column), "rows" or "auto"; options: generator options; executor: where
+    the (scenario, seed) pairs run (default: one after another in this process). Returns the augmentation.json
+    content.
     """
     out_dir = Path(out_dir)
     options = dict(options or {})
@@ -207,16 +271,10 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
         "dataset": train.name, "train_rows": len(train), "test_rows": len(test), "classifier": classifier_kind,
         "fraction": fraction, "budget": budget, "unit": unit,
         "generator_options": _fingerprint_options(options, out_dir)}))
-    grid = AugmentationRun(train, test, methods, comparators, ratios, classifier_kind, out_dir, options, fraction,
-                           budget, unit, chunk)
-    per_pair = 2 + (len(methods) + len(comparators)) * len(ratios)
-    with progress_bar() as bar:
-        grid.bar = bar
-        grid.overall = bar.add_task("augmentation cells", total=len(scenarios) * len(seeds) * per_pair)
-        for scenario in scenarios:
-            for seed in seeds:
-                grid.pair(scenario, seed)
-    summary = summarize(list(grid.cells.values()), methods=methods + comparators, scenarios=scenarios, seeds=seeds,
+    setup = GridSetup(train, test, tuple(methods), tuple(comparators), tuple(ratios), classifier_kind, options,
+                      fraction, budget, unit, chunk)
+    cells = _run_grid(setup, scenarios, seeds, out_dir, executor or LocalExecutor())
+    summary = summarize(list(cells.values()), methods=methods + comparators, scenarios=scenarios, seeds=seeds,
                         ratios=ratios)
     summary["config"] = {"methods": methods, "comparators": comparators, "scenarios": scenarios, "seeds": seeds,
                          "ratios": ratios, "classifier": classifier_kind, "fraction": fraction, "budget": budget,

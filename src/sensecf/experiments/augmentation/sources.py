@@ -10,9 +10,8 @@ import pandas as pd
 from ...cf import CFResult
 from ...data.dataset import Dataset
 from ...errors import ConfigError
-from ...files import warn_damaged, write_csv
+from ...files import warn_damaged
 from ...generators.base import GeneratorContext, build_generator
-from ..benchmark import result_to_csv
 
 COMPARATORS = ("random-oversampling", "smote")
 
@@ -62,44 +61,45 @@ def oversample(kind: str, X: pd.DataFrame, y: pd.Series, target: int, n_new: int
 
 
 def generate_cfs(method: str, reduced: Dataset, model, target: int, n_max: int, seed: int, options: dict,
-                 path: Path, progress=None, chunk: int = 10) -> pd.DataFrame:
-    """Valid CFs of class `target` from up to `n_max` factuals of the other class in `reduced` (those the reduced
-    model predicts as the other class, sampled with the seed); cached in `path` (all statuses; an unreadable
-    cache is recomputed). `model` is a callable returning the reduced-data classifier (only trained when the CFs
-    are not cached). Factuals go to the method `chunk` at a time (LLM backends batch them)."""
+                 chunk: int = 10) -> str:
+    """CFs of class `target` from up to `n_max` factuals of the other class in `reduced` (those the reduced model
+    predicts as the other class, sampled with the seed), every status, as the CSV text of an aug_cfs file. `model`
+    is a callable returning the reduced-data classifier. Factuals go to the method `chunk` at a time (LLM
+    backends batch them)."""
     schema = reduced.schema
-    table = _read_cached(path, schema)
-    if table is None:
-        clf = model()
-        pool = reduced.X[(reduced.y != target).to_numpy()]
-        pool = pool[clf.predict(pool) != target]
-        factuals = pool.sample(n=min(n_max, len(pool)), random_state=seed)
-        gen = build_generator(method, GeneratorContext(schema, clf, reduced.X, reduced.y, seed, options))
-        task = progress.add_task(f"  CFs {method}", total=len(factuals)) if progress else None
-        parts = []
-        for start in range(0, len(factuals), chunk):
-            part = factuals.iloc[start:start + chunk]
-            parts.append(gen.generate(part, target))
-            if progress:
-                progress.advance(task, len(part))
-        if task is not None:
-            progress.remove_task(task)
-        if not parts:  # no factual of the other class: an empty table with the right columns
-            write_csv(path, pd.DataFrame(columns=["factual_id", *schema.feature_names, "status"]))
-        else:
-            result_to_csv(CFResult.concat(method, parts), path)
-        table = _read_cached(path, schema)
+    clf = model()
+    pool = reduced.X[(reduced.y != target).to_numpy()]
+    pool = pool[clf.predict(pool) != target]
+    factuals = pool.sample(n=min(n_max, len(pool)), random_state=seed)
+    gen = build_generator(method, GeneratorContext(schema, clf, reduced.X, reduced.y, seed, options))
+    parts = [gen.generate(factuals.iloc[start:start + chunk], target) for start in range(0, len(factuals), chunk)]
+    if not parts:  # no factual of the other class: an empty table with the right columns
+        return pd.DataFrame(columns=["factual_id", *schema.feature_names, "status"]).to_csv(index=False)
+    result = CFResult.concat(method, parts)
+    frame = result.to_frame()
+    frame.insert(0, "factual_id", result.factuals.index)
+    return frame.to_csv(index=False)
+
+
+def cf_table(source, schema) -> pd.DataFrame:
+    """An aug_cfs table (a CSV path or text buffer) as every run reads it; ValueError when it lacks columns."""
+    table = pd.read_csv(source, dtype={c: str for c in schema.categorical} | {"reason": str})
+    if not {"status", *schema.feature_names} <= set(table.columns):
+        raise ValueError("missing columns")
+    return table
+
+
+def valid_cfs(table: pd.DataFrame, schema) -> pd.DataFrame:
+    """The features of the valid CFs of an aug_cfs table, in its order."""
     return table.loc[table["status"] == "valid", schema.feature_names].reset_index(drop=True)
 
 
-def _read_cached(path: Path, schema) -> pd.DataFrame | None:
+def read_cached(path: Path, schema) -> pd.DataFrame | None:
+    """The aug_cfs table at `path`; None when there is none or it is unreadable (warned about: recomputed)."""
     if not path.exists():
         return None
     try:
-        table = pd.read_csv(path, dtype={c: str for c in schema.categorical} | {"reason": str})
-        if not {"status", *schema.feature_names} <= set(table.columns):
-            raise ValueError("missing columns")
-        return table
+        return cf_table(path, schema)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         warn_damaged(path, f"{type(e).__name__}: {e}")
         return None

@@ -13,7 +13,11 @@ The prompt style (prompt.py: "paper" = Fig. 4 prompt and whole-instance answer, 
 changes-only answer) is option prompt_style; llm-fine-tuned defaults to the style its adapter was trained
 with (recorded in the adapter's card.json), the others to "paper". Option candidates (answers drawn per
 factual and round; > 1 samples at temperature 0.7 and keeps the valid answer closest to the factual) defaults
-to 1 for "paper" and to COMPACT_CANDIDATES for "compact". Options: generators/options.py (LLMOptions).
+to 1 for "paper" and to COMPACT_CANDIDATES for "compact". With `constrained` (option constrained, on by default
+for local backends; an OpenAI-compatible server needs option guided) every request carries the factual's answer
+grammar (grammar.py), so the backend can only decode answers that parse and keep the fixed features and the
+allowed directions; the extra column `decoding` ("constrained" | "plain") records it per row. Options:
+generators/options.py (LLMOptions).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ...console import progress_bar
 from ...errors import ConfigError
 from ..base import CFMethod, GeneratorContext, Proposal, register
 from ..options import LLMOptions
+from .grammar import answer_grammar
 from .parse import ParseResult, parse_answer
 from .prompt import STYLES, build_chat, nearest_examples
 from .resources import adapter_prompt_style, cached_backend, default_adapter
@@ -52,6 +57,7 @@ class _Row:
     target: int
     base: Chat
     chat: Chat
+    grammar: str | None = None  # the answer grammar (constrained decoding)
     rounds: int = 0
     parse_failures: int = 0
     backend_errors: int = 0
@@ -78,7 +84,8 @@ class _Candidate:
 
 
 class LLMGenerator(CFMethod):
-    """Counterfactuals from a TextBackend with verify-and-repair (see the module docstring)."""
+    """Counterfactuals from a TextBackend with verify-and-repair (see the module docstring). `constrained` sends each
+    factual's answer grammar with every request; llm_from_options turns it on where the backend enforces it."""
 
     extra_defaults = {"outcome": SKIPPED, "rounds": 0, "parse_failures": 0, "backend_errors": 0, "untagged": False,
                       "raw_text": ""}
@@ -86,14 +93,14 @@ class LLMGenerator(CFMethod):
     def __init__(self, context: GeneratorContext, backend: TextBackend, mode: str = "zero-shot", k: int = 3,
                  repair_rounds: int = 2, candidates: int = 1, temperature: float = 0.0, batch_size: int = 8,
                  max_new_tokens: int | None = None, require_tag: bool = False, progress: bool = True,
-                 style: str = "paper"):
+                 style: str = "paper", constrained: bool = False):
         if mode not in MODES:
             raise ConfigError(f"LLM mode must be one of {', '.join(MODES)}, got {mode!r}")
         if style not in STYLES:
             raise ConfigError(f"option prompt_style must be one of {', '.join(STYLES)}, got {style!r}")
         opts = LLMOptions(k=k, repair_rounds=repair_rounds, candidates=candidates, temperature=temperature,
                           batch_size=batch_size, max_new_tokens=max_new_tokens, require_tag=require_tag,
-                          prompt_style=style)  # validates the settings
+                          prompt_style=style, constrained=constrained)  # validates the settings
         super().__init__(context, opts)
         self.backend, self.mode, self.style = backend, mode, style
         self.k, self.repair_rounds, self.candidates = k, repair_rounds, candidates
@@ -103,7 +110,14 @@ class LLMGenerator(CFMethod):
         # A compact (changes-only) answer rarely lists more than a few features.
         lines = len(self.schema.features) if style == "paper" else min(len(self.schema.features), 6)
         self.max_new_tokens = int(max_new_tokens or 32 + 14 * lines)
-        self.require_tag, self.progress = require_tag, progress
+        self.require_tag, self.progress, self.constrained = require_tag, progress, constrained
+        # every row records how it was decoded (cfs/<method>.csv; benchmark.json's outcomes count it)
+        self.extra_defaults = {**self.extra_defaults, "decoding": self.decoding}
+
+    @property
+    def decoding(self) -> str:
+        """"constrained" (answers decoded under their grammar) or "plain"."""
+        return "constrained" if self.constrained else "plain"
 
     # --- helpers -----------------------------------------------------------------------------------
     def chat_for(self, factual: pd.Series, current: int, target: int) -> Chat:
@@ -186,8 +200,10 @@ class LLMGenerator(CFMethod):
     def propose(self, factuals: pd.DataFrame, current: np.ndarray, targets: np.ndarray) -> Proposal:
         rows = []
         for i in range(len(factuals)):
-            chat = self.chat_for(factuals.iloc[i], int(current[i]), int(targets[i]))
-            rows.append(_Row(factuals.iloc[i], int(current[i]), int(targets[i]), chat, chat))
+            fact, target = factuals.iloc[i], int(targets[i])
+            chat = self.chat_for(fact, int(current[i]), target)
+            grammar = answer_grammar(self.schema, fact, target, self.style) if self.constrained else None
+            rows.append(_Row(fact, int(current[i]), target, chat, chat, grammar))
         self._loop(rows)
         self.last_rows = rows  # the calibration step reads every parsed proposal from here
         cfs = pd.DataFrame(np.nan, index=factuals.index, columns=self.schema.feature_names, dtype=object)
@@ -214,8 +230,9 @@ class LLMGenerator(CFMethod):
                 for b in range(0, len(pending), self.batch_size):
                     batch = pending[b:b + self.batch_size]
                     t0 = time.perf_counter()
+                    grammars = {"grammars": [r.grammar for r in batch]} if self.constrained else {}
                     try:
-                        outs = self.backend.generate([r.chat for r in batch], settings)
+                        outs = self.backend.generate([r.chat for r in batch], settings, **grammars)
                         if len(outs) != len(batch):
                             raise RuntimeError(f"backend returned {len(outs)} results for {len(batch)} prompts")
                     except Exception as exc:  # a backend breaking its contract fails this batch, not the run
@@ -251,12 +268,15 @@ def llm_from_options(context: GeneratorContext, options: LLMOptions, mode: str) 
     candidates = options.candidates or (COMPACT_CANDIDATES if style == "compact" else 1)
     temperature = options.temperature if options.temperature is not None else (0.7 if candidates > 1 else 0.0)
     server = {k: getattr(options, k) for k in SERVER_OPTIONS} if spec.kind == "openai" else {}
+    # a local model decodes the grammar itself; a server only when told how to take it
+    constrained = options.constrained and (spec.local_model or options.guided != "off")
     backend = cached_backend(options.backend, base_url=options.base_url, adapter=adapter,
                              allow_remote=options.allow_remote, cache_dir=options.cache_dir,
                              batch_size=options.batch_size, **server)
     return LLMGenerator(context, backend, mode=mode, k=options.k, repair_rounds=options.repair_rounds,
                         candidates=candidates, temperature=temperature, batch_size=options.batch_size,
-                        max_new_tokens=options.max_new_tokens, require_tag=options.require_tag, style=str(style))
+                        max_new_tokens=options.max_new_tokens, require_tag=options.require_tag, style=str(style),
+                        constrained=constrained)
 
 
 for _mode in MODES:  # llm-zero-shot, llm-few-shot, llm-fine-tuned
