@@ -28,7 +28,8 @@ from ...data.split import REDUCTION_UNITS, reduction_unit, scarcity_scenario
 from ...errors import ConfigError
 from ...files import append_jsonl, read_json, read_jsonl, write_json
 from ...generators.base import check_methods, method_options
-from ...models.classifiers import evaluate, train_classifier
+from ...models.classifiers import evaluate
+from ...models.external import fit_like, recipe_name
 from ...provenance import json_safe, package_versions
 from .sources import COMPARATORS, augmented_class, generate_cfs, oversample
 from .stats import SCENARIOS, summarize
@@ -59,15 +60,16 @@ def _fingerprint_options(options: dict, out_dir: Path) -> dict:
 
 
 class ReducedModel:
-    """The reduced split's classifier, trained on first use (CFs read from cache need none)."""
+    """The reduced split's classifier (`kind`: a fit_like recipe), trained on first use (CFs read from cache need
+    none)."""
 
-    def __init__(self, kind: str, reduced: Dataset, seed: int):
+    def __init__(self, kind, reduced: Dataset, seed: int):
         self.kind, self.reduced, self.seed, self.clf = kind, reduced, seed, None
 
     def __call__(self):
         if self.clf is None:
             r = self.reduced
-            self.clf = train_classifier(self.kind, r.X, r.y, r.schema, self.seed, groups=r.groups)
+            self.clf = fit_like(self.kind, r.X, r.y, r.schema, self.seed, groups=r.groups)
         return self.clf
 
 
@@ -82,7 +84,7 @@ def pair_setup(train: Dataset, scenario: str, seed: int, fraction: float, unit: 
     return reduced, target, n_removed, n_base, math.ceil(max(ratios) * n_base)
 
 
-def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind: str,
+def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind,
                     out_dir: Path, options: dict, fraction: float = 0.5, budget: int | None = None,
                     unit: str = "auto", chunk: int = 10) -> None:
     """Generate (and cache in aug_cfs/) the CFs that run_augmentation with the same settings will add, without
@@ -103,7 +105,7 @@ class AugmentationRun:
     """The grid of one augmentation study (see run_augmentation)."""
 
     def __init__(self, train: Dataset, test: Dataset, methods: list[str], comparators: list[str], ratios: list[float],
-                 classifier_kind: str, out_dir: Path, options: dict, fraction: float, budget: int | None,
+                 classifier_kind, out_dir: Path, options: dict, fraction: float, budget: int | None,
                  unit: str, chunk: int):
         self.train, self.test, self.schema = train, test, train.schema
         self.methods, self.comparators, self.ratios = methods, comparators, ratios
@@ -131,8 +133,7 @@ class AugmentationRun:
 
     def baseline_metrics(self, seed: int) -> dict:
         if seed not in self.baselines:  # the full-train model depends on the seed only
-            clf = train_classifier(self.kind, self.train.X, self.train.y, self.schema, seed,
-                                   groups=self.train.groups)
+            clf = fit_like(self.kind, self.train.X, self.train.y, self.schema, seed, groups=self.train.groups)
             self.baselines[seed] = evaluate(clf, self.test.X, self.test.y)
         return self.baselines[seed]
 
@@ -165,14 +166,14 @@ class AugmentationRun:
                     groups = np.concatenate([reduced.groups.astype(str).to_numpy(),
                                              np.full(len(added), "__augmented__")])
                 self.cell(base, source, ratio, lambda: evaluate(
-                    train_classifier(self.kind, X_aug, y_aug, self.schema, seed, groups=groups),
+                    fit_like(self.kind, X_aug, y_aug, self.schema, seed, groups=groups),
                     self.test.X, self.test.y),
                     {"n_requested": n_req, "n_added": len(added), "n_generated_for": n_max,
                      "n_available": len(pool)})
 
 
 def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B", "C"), seeds=(0, 1, 2, 3, 4),
-                     ratios=(0.2, 0.4, 0.6, 0.8, 1.0), classifier_kind: str = "nn",
+                     ratios=(0.2, 0.4, 0.6, 0.8, 1.0), classifier_kind="nn",
                      out_dir: Path | str = Path("results/augmentation"), options: dict | None = None,
                      comparators=COMPARATORS, fraction: float = 0.5, budget: int | None = None,
                      unit: str = "auto", chunk: int = 10) -> dict:
@@ -180,8 +181,9 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
 
     fraction: share of the halved class(es) removed; budget: cap of the rows added at ratio 100 % (None = as many
     as removed, the paper's setting); unit: "participants" (remove whole participants' rows of the halved class;
-    the default when the data has a group column), "rows" or "auto"; options: generator options. Returns the
-    augmentation.json content.
+    the default when the data has a group column), "rows" or "auto"; options: generator options;
+    classifier_kind: the classifier trained on every set, a built-in kind or a loaded model whose recipe is refit
+    (models.external.fit_like). Returns the augmentation.json content.
     """
     out_dir = Path(out_dir)
     options = dict(options or {})
@@ -204,7 +206,8 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
         method_options(m, options)
     (out_dir / "aug_cfs").mkdir(parents=True, exist_ok=True)
     _check_config(out_dir, json_safe({
-        "dataset": train.name, "train_rows": len(train), "test_rows": len(test), "classifier": classifier_kind,
+        "dataset": train.name, "train_rows": len(train), "test_rows": len(test),
+        "classifier": recipe_name(classifier_kind),
         "fraction": fraction, "budget": budget, "unit": unit,
         "generator_options": _fingerprint_options(options, out_dir)}))
     grid = AugmentationRun(train, test, methods, comparators, ratios, classifier_kind, out_dir, options, fraction,
@@ -219,7 +222,8 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
     summary = summarize(list(grid.cells.values()), methods=methods + comparators, scenarios=scenarios, seeds=seeds,
                         ratios=ratios)
     summary["config"] = {"methods": methods, "comparators": comparators, "scenarios": scenarios, "seeds": seeds,
-                         "ratios": ratios, "classifier": classifier_kind, "fraction": fraction, "budget": budget,
+                         "ratios": ratios, "classifier": recipe_name(classifier_kind), "fraction": fraction,
+                         "budget": budget,
                          "unit": unit, "generator_options": options}
     summary["label_names"] = {str(k): v for k, v in train.schema.label_names.items()}
     summary["versions"] = package_versions()
