@@ -134,3 +134,15 @@ def test_augmentation_refits_a_users_pipeline_on_every_set(own, tmp_path):
     cells = [json.loads(line) for line in (tmp_path / "augmentation_cells.jsonl").read_text().splitlines()]
     assert {c["method"] for c in cells} == {"baseline", "reduced", "nice-sparsity"}
     assert all(0 < c["metrics"]["macro_f1"] <= 1 for c in cells)
+
+
+def test_serve_uses_the_model_without_a_run_and_refuses_it_beside_a_run_folder(own, tmp_path, monkeypatch, capsys):
+    from sensecf.serve.run_folder import from_data
+
+    ds = load_csv_dataset(own["csv"], own["schema"])
+    train, test = patient_split(ds, seed=0)
+    model = load_model(own["root"] / "pipe.joblib", ds.schema, train.X)
+    ws = from_data(train, test, "nn", 0, {}, model=model)
+    assert ws.classifier is model and "model pipe.joblib (Pipeline)" in ws.source
+    code, _, err = sensecf(monkeypatch, capsys, "serve", str(tmp_path), "--model", str(own["root"] / "pipe.joblib"))
+    assert code == 2 and "holds its own model.pkl" in err
