@@ -76,7 +76,7 @@ def from_data(train: Dataset, test: Dataset, classifier_kind: str, seed: int, op
     """A workspace without a run: the given split, a freshly trained classifier (or `model`, a loaded
     classifier), no stored counterfactuals."""
     clf = model if model is not None else train_classifier(classifier_kind, train.X, train.y, train.schema, seed,
-                                                                   groups=train.groups)
+                                                           groups=train.groups)
     how = f"model {model.name}" if model is not None else f"classifier {classifier_kind} trained at start"
     frame = test.frame.copy()
     frame.index = frame.index.astype(str)
