@@ -89,7 +89,9 @@ def test_goal_relative_directions_are_mirrored_away_from_the_desired_class():
                desired_class=0)
     f = pd.Series({"glucose": 150.0, "steps": 10.0})
     up = pd.Series({"glucose": 170.0, "steps": 10.0})
-    assert constraint_violations(f, up, s, target=0) == ["glucose: may only decrease (150.00 -> 170.00)"]
+    assert constraint_violations(f, up, s, target=0) == [
+        "glucose: may only decrease toward class 0 (better: lower): 150.00 -> 170.00"]
     assert constraint_violations(f, up, s, target=1) == []        # towards the other class glucose may rise
     down = pd.Series({"glucose": 150.0, "steps": 5.0})
-    assert "steps: may only increase" in constraint_violations(f, down, s, target=1)[0]  # absolute stays absolute
+    assert constraint_violations(f, down, s, target=1) == [  # absolute stays absolute
+        "steps: may only increase (direction: increase): 10.00 -> 5.00"]

@@ -330,10 +330,9 @@ class Schema:
         needed = self.feature_names + ([self.label] if require_label else [])
         missing = [c for c in needed if c not in df.columns]
         if missing:
-            close = difflib.get_close_matches(str(missing[0]), [str(c) for c in df.columns], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DataError(f"missing column(s) {missing}{hint}; the table has {[str(c) for c in df.columns]}, "
-                            f"the schema {self.name!r} expects {needed}", file=source, column=missing[0])
+            raise DataError(f"missing column(s) {missing}{close_match(missing[0], df.columns)}; the table has "
+                            f"{[str(c) for c in df.columns]}, the schema {self.name!r} expects {needed}",
+                            file=source, column=missing[0])
         out = df.copy()
         outside = pd.Series(False, index=out.index)
         for f in self.features:
@@ -418,6 +417,14 @@ class Schema:
                 v = X[f.name].astype(float)
                 rng[f.name] = (float(np.nanmin(v)), float(np.nanmax(v)))
         return rng
+
+
+def close_match(name: str, columns) -> str:
+    """' (did you mean 'X'?)' naming the column closest to `name` (same letters in another case first), or ''."""
+    cols = [str(c) for c in columns]
+    lower = {c.lower(): c for c in cols}
+    close = [lower[name.lower()]] if name.lower() in lower else difflib.get_close_matches(name, cols, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _g(v) -> str:

@@ -27,6 +27,18 @@ def _display(values, f: FeatureSpec) -> np.ndarray:
     return out
 
 
+def direction_rule(f: FeatureSpec, target: int | None, desired_class: int | None) -> str:
+    """The direction constraint of `f` for a CF towards `target` in words, naming its source: 'may only decrease
+    toward class 0 (better: lower)', 'may only increase (direction: increase)'; '' when it may move either way."""
+    way = f.allowed_direction(target, desired_class)
+    if way == "any":
+        return ""
+    if f.direction != "any":
+        return f"may only {way} (direction: {f.direction})"
+    goal = target if target is not None else desired_class
+    return f"may only {way}{'' if goal is None else f' toward class {int(goal)}'} (better: {f.better})"
+
+
 def changed_mask(factuals: pd.DataFrame, cfs: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Row-aligned (by position) boolean table: which features of each CF differ from its factual."""
     out = {}
@@ -94,7 +106,8 @@ def violation_table(factuals: pd.DataFrame, cfs: pd.DataFrame, schema: Schema, t
             way = f.allowed_direction(targets[i], schema.desired_class)
             a, b = float(fact[i]), float(col[i])
             if (way == "increase" and b < a) or (way == "decrease" and b > a):
-                problems[i].append(f"{f.name}: may only {way} ({f.format_value(a)} -> {f.format_value(b)})")
+                rule = direction_rule(f, targets[i], schema.desired_class)
+                problems[i].append(f"{f.name}: {rule}: {f.format_value(a)} -> {f.format_value(b)}")
     return problems
 
 

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from ..errors import SenseCFError
 from .app import app
-from . import augment_cmd, cf_cmd, data_cmd, finetune_cmd, run_cmd, serve_cmd, train_cmd  # noqa: F401  (registers)
+from . import (augment_cmd, cf_cmd, data_cmd, finetune_cmd, run_cmd, schema_cmd, serve_cmd,  # noqa: F401  (registers)
+               train_cmd)
 
 #: optional or separately installed packages: module -> how to install it
 INSTALL = {

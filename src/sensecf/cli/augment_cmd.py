@@ -13,8 +13,8 @@ from ..executor import make_executor
 from ..locking import FolderLock
 from .app import app
 from .cf_cmd import parse_options
-from .options import (DATA_HELP, SCHEMA_HELP, check_llm_servers, executor_option, parse_list, ray_address_option,
-                      split_from_options)
+from .options import (DATA_HELP, SCHEMA_HELP, check_llm_servers, executor_option, model_option, parse_list,
+                      ray_address_option, split_from_options)
 
 
 @app.command()
@@ -30,6 +30,12 @@ def augment(
                                                 "C = both halved."),
     comparators: str = typer.Option("random-oversampling,smote", help="Non-CF comparators ('none' for none)."),
     classifier: str = typer.Option("nn", help="Classifier retrained on every set: nn | lr | rf | gb."),
+    model: Optional[Path] = model_option(
+        "A model whose recipe is retrained on every set instead of --classifier (augmentation compares models "
+        "trained on the full, reduced and augmented training sets, and explains the reduced one): the model.pkl "
+        "of `sensecf train` (its kind), or a pickle/joblib scikit-learn estimator or pipeline, cloned with its "
+        "parameters (random_state = the seed) and fitted on each set. Checked against the schema before any "
+        "work. Loading a pickle runs code from the file: only load models you trust."),
     budget: Optional[int] = typer.Option(60, help="Rows added at ratio 100 % are capped at this budget for every "
                                                   "source (0 = as many as were removed, the paper's setting)."),
     fraction: float = typer.Option(0.5, help="Share of the halved class(es) removed."),
@@ -41,6 +47,7 @@ def augment(
 ):
     """Counterfactual data augmentation under label scarcity (Table IV, Fig 7)."""
     from ..experiments.augmentation import run_augmentation
+    from ..models.external import load_model
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
@@ -53,8 +60,9 @@ def augment(
     runner = make_executor(executor, address=ray_address)
     with FolderLock(out, "augmentation folder"), runner:
         train, test = split_from_options(data, schema, split_seed)
+        recipe = classifier if model is None else load_model(model, train.schema, train.X, split_seed, refit=True)
         run_augmentation(train, test, method_list, scenarios=tuple(scenario_list), seeds=tuple(range(seeds)),
-                         ratios=tuple(ratio_list), classifier_kind=classifier, out_dir=out, options=opts,
+                         ratios=tuple(ratio_list), classifier_kind=recipe, out_dir=out, options=opts,
                          comparators=tuple(comparator_list), fraction=fraction, budget=budget or None, unit=unit,
                          executor=runner)
     console = Console()

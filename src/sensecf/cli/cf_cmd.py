@@ -14,8 +14,8 @@ from ..errors import ConfigError, DataError
 from ..executor import make_executor
 from ..locking import FolderLock
 from .app import app
-from .options import (DATA_HELP, SCHEMA_HELP, check_llm_servers, executor_option, exit_if_only_backend_errors,
-                      ray_address_option)
+from .options import (DATA_HELP, SCHEMA_HELP, check_llm_servers, classifier_for, executor_option,
+                      exit_if_only_backend_errors, model_option, ray_address_option)
 
 DEFAULT_METHODS = "dice-random,dice-genetic,dice-kdtree,cfnow-greedy,cfnow-random,nice-sparsity,nice-proximity," \
                   "nice-plausibility"
@@ -57,12 +57,6 @@ def train_test(data: str | None, schema: str | None, seed: int):
     return split_from_options(data, schema, seed)
 
 
-def _classifier(kind: str, train, seed: int):
-    from ..models.classifiers import train_classifier
-
-    return train_classifier(kind, train.X, train.y, train.schema, seed)
-
-
 @app.command()
 def benchmark(
     out: Path = typer.Option(..., help="Output folder (cfs/<method>.csv, benchmark.json/.csv/.md); rerun to resume."),
@@ -71,6 +65,7 @@ def benchmark(
     methods: str = typer.Option(DEFAULT_METHODS, help="Comma-separated counterfactual methods."),
     n: int = typer.Option(50, "--n", help="Test instances per class."),
     classifier: str = typer.Option("nn", help="Black-box classifier: nn | lr | rf | gb."),
+    model: Optional[Path] = model_option(),
     seed: int = typer.Option(0, help="Seed of the split, classifier, sampling and methods."),
     cfnow_time_limit: Optional[float] = typer.Option(None, help="CFNOW seconds per instance (default: option "
                                                                 "cfnow_time_limit, 10; the package's own is 120)."),
@@ -91,7 +86,7 @@ def benchmark(
     runner = make_executor(executor, address=ray_address)
     with FolderLock(out, "benchmark folder"), runner:
         train, test = train_test(data, schema, seed)
-        clf = _classifier(classifier, train, seed)
+        clf = classifier_for(model, classifier, train, seed)
         run_benchmark(train, test, clf, method_list, n_per_class=n, seed=seed, out_dir=out, options=opts,
                       executor=runner)
     console = Console()
@@ -107,6 +102,7 @@ def explain(
     schema: Optional[str] = typer.Option(None, help=SCHEMA_HELP),
     method: str = typer.Option("nice-sparsity", help="Counterfactual method."),
     classifier: str = typer.Option("nn", help="Black-box classifier: nn | lr | rf | gb."),
+    model: Optional[Path] = model_option(),
     seed: int = typer.Option(0, help="Seed of the split, classifier and method."),
     as_json: bool = typer.Option(False, "--json", help="Print the view as JSON."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
@@ -127,7 +123,7 @@ def explain(
     if not matches:
         raise DataError(f"row {row!r} is not in the test split ({len(test)} rows, e.g. "
                         f"{', '.join(map(str, test.frame.index[:5]))})", row=row)
-    clf = _classifier(classifier, train, seed)
+    clf = classifier_for(model, classifier, train, seed)
     factual = test.X.loc[[matches[0]]]
     target = 1 - int(clf.predict(factual)[0])
     gen = build_generator(method, GeneratorContext(train.schema, clf, train.X, train.y, seed,

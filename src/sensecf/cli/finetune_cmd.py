@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from .app import app
-from .options import data_option, schema_option, split_from_options
+from .options import MODEL_HELP, classifier_for, data_option, model_option, schema_option, split_from_options
 
 
 @app.command()
@@ -25,12 +25,14 @@ def finetune(
                                                   "which llm-fine-tuned uses)."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps (overrides config)."),
     seed: int = typer.Option(0, help="Seed of the split, classifier, pairs and training."),
+    model: Optional[Path] = model_option("Classifier that labels the training pairs instead of a newly trained "
+                                         "nn: " + MODEL_HELP),
     resume: bool = typer.Option(True, help="Resume from the last checkpoint in OUT/checkpoints."),
 ):
-    """Build SFT pairs from the training split (NN classifier) and train a LoRA adapter with TRL + PEFT."""
+    """Build SFT pairs from the training split (labelled by a new NN classifier, or --model) and train a LoRA
+    adapter with TRL + PEFT."""
     from ..finetune.config import FinetuneConfig
     from ..finetune.train import check_device, finetune as run_finetune
-    from ..models.classifiers import train_classifier
 
     cfg = FinetuneConfig.load(config)
     if max_steps is not None:
@@ -39,7 +41,7 @@ def finetune(
 
     check_device(quantize, cfg.effective(torch.cuda.is_available()), torch.cuda.is_available())
     train, _ = split_from_options(data, schema, seed)
-    clf = train_classifier("nn", train.X, train.y, train.schema, seed)
+    clf = classifier_for(model, "nn", train, seed)
     path = run_finetune(train, clf, base=base, config=cfg, out_dir=out, seed=seed, quantize=quantize, resume=resume)
     card = json.loads((path / "card.json").read_text())
     Console().print(f"[bold green]adapter[/]: {path}\n  pairs {card['pairs']['train_pairs']} train / "

@@ -18,6 +18,11 @@ DATA_HELP = "synthetic | AI-READI folder | uci-heart | CSV (with --schema)."
 SCHEMA_HELP = "Schema YAML for a CSV dataset."
 EXECUTOR_HELP = "Where the work runs: local (this machine's processes) | ray (Ray tasks; docs/cluster.md)."
 RAY_ADDRESS_HELP = "With --executor ray: the cluster to use (auto | HOST:PORT); default: a local Ray instance."
+MODEL_HELP = ("Classifier to use instead of training one (--classifier is then ignored): the model.pkl of `sensecf "
+              "train`, or a pickle/joblib file of a fitted scikit-learn estimator or pipeline with predict_proba "
+              "over the schema's feature columns (labels 0/1), checked before any work. Use the --seed of its "
+              "split so its training rows stay out of the test rows. Loading a pickle runs code from the file: "
+              "only load models you trust.")
 
 
 def data_option(default: Optional[str] = None):
@@ -56,6 +61,23 @@ def split_from_options(data: str | None, schema: str | Path | None, seed: int = 
     from ..data.split import patient_split
 
     return patient_split(dataset_from_options(data, schema, seed, **kwargs), test_size=test_size, seed=seed)
+
+
+def model_option(help: str = MODEL_HELP):
+    """The --model option (None: train a classifier of the --classifier kind)."""
+    return typer.Option(None, help=help)
+
+
+def classifier_for(model: Path | None, kind: str, train: Dataset, seed: int):
+    """The --model file loaded and checked against the training split's schema and rows, else a newly trained
+    classifier of `kind` (its early stopping validates on held-out participants, as in the study)."""
+    if model is not None:
+        from ..models.external import load_model
+
+        return load_model(model, train.schema, train.X, split_seed=seed)
+    from ..models.classifiers import train_classifier
+
+    return train_classifier(kind, train.X, train.y, train.schema, seed, groups=train.groups)
 
 
 def parse_list(text: str, cast: Callable[[str], T], option: str) -> list[T]:

@@ -11,7 +11,7 @@ from rich.console import Console
 from ..errors import ConfigError
 from .app import app
 from .cf_cmd import BACKEND_HELP, BASE_URL_HELP, REMOTE_HELP, llm_settings, parse_options
-from .options import DATA_HELP, SCHEMA_HELP, split_from_options
+from .options import DATA_HELP, MODEL_HELP, SCHEMA_HELP, model_option, split_from_options
 
 
 @app.command()
@@ -20,6 +20,7 @@ def serve(
     data: Optional[str] = typer.Option(None, help=DATA_HELP + " Without RUN_DIR: split and train at start."),
     schema: Optional[str] = typer.Option(None, help=SCHEMA_HELP),
     classifier: str = typer.Option("nn", help="Classifier trained without a run: nn | lr | rf | gb."),
+    model: Optional[Path] = model_option("Without RUN_DIR: classifier to use instead of training one. " + MODEL_HELP),
     seed: int = typer.Option(0, help="Seed of the split, classifier and new CFs without a run (a run keeps its own)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on. Anything but loopback shows patient rows "
                              "to the network."),
@@ -31,12 +32,13 @@ def serve(
 ):
     """Local what-if page: pick a test row, move the features, see the classifier's probability, compare and
     request counterfactuals, export the intervention."""
+    from ..models.external import load_model
     from ..serve.app import is_loopback, serve as run_server
     from ..serve.run_folder import from_data, load_run
     from ..serve.whatif import WhatIf
 
-    if run_dir is not None and (data or schema):
-        raise ConfigError("give a RUN_DIR or --data/--schema, not both")
+    if run_dir is not None and (data or schema or model):
+        raise ConfigError("give a RUN_DIR (it holds its own model.pkl) or --data/--schema/--model, not both")
     options = {**llm_settings(backend, base_url, False), **parse_options(option)}
     console = Console(stderr=True)
     with console.status("loading"):
@@ -45,7 +47,8 @@ def serve(
             ws.options.update(options)
         else:
             train, test = split_from_options(data, schema, seed)
-            ws = from_data(train, test, classifier, seed, options)
+            clf = None if model is None else load_model(model, train.schema, train.X, split_seed=seed)
+            ws = from_data(train, test, classifier, seed, options, model=clf)
         whatif = WhatIf(ws, allow_remote=allow_remote)
     if not is_loopback(host):
         console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this address can read the "

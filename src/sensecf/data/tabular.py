@@ -9,7 +9,7 @@ import pandas as pd
 import yaml
 
 from ..errors import ConfigError, DataError
-from ..schema import Schema
+from ..schema import Schema, close_match
 from .dataset import Dataset
 
 UCI_HEART_FILE = "Heart_Disease.csv"
@@ -38,13 +38,29 @@ def validate_table(df: pd.DataFrame, schema: Schema, source: str) -> pd.DataFram
         raise DataError("the table has no data rows", file=source)
     if schema.group:
         if schema.group not in df.columns:
-            raise DataError(f"missing group column {schema.group!r} named by the schema {schema.name!r}",
+            raise DataError(f"missing group column {schema.group!r} named by the schema {schema.name!r}"
+                            f"{close_match(schema.group, df.columns)}; the table has {[str(c) for c in df.columns]}",
                             file=source, column=schema.group)
         missing = df.index[df[schema.group].isna()]
         if len(missing):
             raise DataError(f"{len(missing)} missing value(s) in the group column", file=source, row=missing[0],
                             column=schema.group)
     return schema.validate_frame(df, source=source).reset_index(drop=True)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV as pandas reads it, indexed by line number (the header is line 1); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"CSV file not found: {path}")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot parse the CSV: {e}", file=str(path)) from None
+    if df.empty:
+        raise DataError("the table has no data rows", file=str(path))
+    df.index = df.index + 2
+    return df
 
 
 def load_csv_dataset(csv_path: str | Path, schema: str | Path | Schema, name: str | None = None) -> Dataset:
@@ -55,14 +71,7 @@ def load_csv_dataset(csv_path: str | Path, schema: str | Path | Schema, name: st
     """
     path = Path(csv_path)
     schema = _schema(schema)
-    if not path.is_file():
-        raise ConfigError(f"CSV file not found: {path}")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot parse the CSV: {e}", file=str(path)) from None
-    df.index = df.index + 2
-    frame = validate_table(df, schema, str(path))
+    frame = validate_table(read_table(path), schema, str(path))
     return Dataset(name or path.stem, schema, frame, notes=[f"read {len(frame)} rows from {path}"])
 
 

@@ -234,13 +234,14 @@ def _run_method(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targ
 
 
 def retrain(classifier, train: Dataset, seed: int):
-    """The same kind of sensecf classifier trained on the same data with another seed (None for other models)."""
-    from ..models.classifiers import Classifier, train_classifier
+    """The same classifier recipe trained on the same data with another seed: a sensecf Classifier's kind, a
+    loaded model's cloned estimator (None for models that cannot be refit)."""
+    from ..models.classifiers import Classifier
+    from ..models.external import ExternalModel, fit_like
 
-    if not isinstance(classifier, Classifier):
+    if not (isinstance(classifier, Classifier) or (isinstance(classifier, ExternalModel) and classifier.refittable)):
         return None
-    return train_classifier(classifier.kind, train.X, train.y, train.schema, seed=seed, groups=train.groups,
-                            calibration=classifier.calibration)
+    return fit_like(classifier, train.X, train.y, train.schema, seed=seed, groups=train.groups)
 
 
 def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str], n_per_class: int = 50,

@@ -3,7 +3,9 @@
 Every method is a `CFMethod` (the template of DiCE's `generate_counterfactuals` and CARLA's recourse methods):
 `generate` validates the factuals, asks the method's `propose` for candidate CFs of the rows that can be
 explained, and verifies every candidate with the one shared `Verifier` (change rule, constraints, classifier) —
-so "valid" means the same for every method and every table.
+so "valid" means the same for every method and every table. A row whose search found no CF, or whose CF breaks no
+constraint but does not flip the prediction, gets which constraint blocked it appended to its reason
+(cf/blocking.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..cf import FAILED, INVALID, VALID, CFResult, FeatureScale, Verifier, as_target_series
+from ..cf.blocking import blocking_reasons
 from ..cf.classifier import ProbabilisticClassifier
+from ..cf.verify import NOT_FLIPPED
 from ..errors import ConfigError
 from ..schema import Schema
 from .options import MethodOptions, check_keys, scoped
@@ -44,6 +48,9 @@ class Proposal:
     reason: list[str]
     seconds: np.ndarray
     extra: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: rows whose search ran and found no CF (their reason gains which constraint blocked it, cf/blocking.py);
+    #: None = every row without a CF
+    searched: np.ndarray | None = None
 
 
 class CFMethod:
@@ -61,6 +68,14 @@ class CFMethod:
         self.scale = FeatureScale(self.schema, self.X_train)
         self.verifier = Verifier(self.schema, self.clf)
         self.train_levels = {c: set(self.X_train[c]) for c in self.schema.categorical}
+        self._train_pred: np.ndarray | None = None
+
+    def blocking(self, factuals: pd.DataFrame, targets: np.ndarray) -> list[str]:
+        """Per factual: which constraints kept it from a CF (cf/blocking.py)."""
+        if self._train_pred is None:
+            self._train_pred = self.clf.predict(self.X_train)
+        return blocking_reasons(factuals, targets, self.schema, self.clf, self.X_train, self._train_pred,
+                                self.scale)
 
     def propose(self, factuals: pd.DataFrame, current: np.ndarray, targets: np.ndarray) -> Proposal:
         """Candidate CFs for factuals predicted `current` that should reach `targets` (all position-aligned)."""
@@ -111,6 +126,7 @@ class CFMethod:
                         extra[col] = pd.Series([None] * n, index=idx, dtype=object)
                     extra[col] = extra[col].astype(object)
                     extra.iloc[todo, extra.columns.get_loc(col)] = prop.extra[col].to_numpy()
+            missed = []  # rows whose CF only failed to flip the prediction
             if len(rows):
                 t1 = time.perf_counter()
                 verdicts = self.verifier.check(facts.iloc[rows], prop.cfs.iloc[np.flatnonzero(has)],
@@ -122,8 +138,15 @@ class CFMethod:
                 for i, problems in zip(rows, verdicts.problems):
                     reason[i] = "; ".join(problems)
                     seconds.iloc[i] += share
+                    if len(problems) == 1 and problems[0].startswith(NOT_FLIPPED):
+                        missed.append(i)
             if not np.any(prop.seconds):  # a method that does not time its rows: share the batch's time
                 seconds.iloc[todo] = (time.perf_counter() - t0) / len(todo)
+            searched = ~has if prop.searched is None else np.asarray(prop.searched, dtype=bool) & ~has
+            blocked = np.sort(np.concatenate([todo[searched], np.asarray(missed, dtype=int)]))
+            if len(blocked):
+                for i, note in zip(blocked, self.blocking(facts.iloc[blocked], targets.to_numpy()[blocked])):
+                    reason[i] = "; ".join(r for r in (reason[i], note) if r)
         for c in self.schema.continuous:
             cfs[c] = pd.to_numeric(cfs[c], errors="coerce")
         extra = extra.infer_objects() if not extra.empty else pd.DataFrame()

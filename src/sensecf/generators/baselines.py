@@ -51,13 +51,14 @@ class BaselineGenerator(CFMethod):
         n = len(factuals)
         cfs = pd.DataFrame(np.nan, index=factuals.index, columns=self.schema.feature_names, dtype=object)
         reason, seconds, projected = [""] * n, np.zeros(n), np.zeros(n, dtype=bool)
+        searched = np.zeros(n, dtype=bool)  # the package ran and found none (not: it raised)
         for i in range(n):  # positions: factual labels may repeat
             t0 = time.perf_counter()
             row, tgt = factuals.iloc[i], int(targets[i])
             try:
                 cf = self._one(row, tgt)
                 if cf is None:
-                    reason[i] = "no counterfactual found"
+                    reason[i], searched[i] = "no counterfactual found", True
                     continue
                 cf = self.schema.coerce(cf.to_frame().T).iloc[0]
                 if constraint_violations(row, cf, self.schema, tgt):
@@ -65,12 +66,13 @@ class BaselineGenerator(CFMethod):
                     projected[i] = True
                 cfs.iloc[i] = cf.to_numpy(dtype=object)
             except NoCounterfactual as e:
-                reason[i] = str(e)
+                reason[i], searched[i] = str(e), True
             except Exception as e:  # a package failure for one row never stops the run
                 reason[i] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             finally:
                 seconds[i] = time.perf_counter() - t0
-        return Proposal(cfs, reason, seconds, pd.DataFrame({"projected": projected}, index=factuals.index))
+        return Proposal(cfs, reason, seconds, pd.DataFrame({"projected": projected}, index=factuals.index),
+                        searched=searched)
 
 
 # ===================================================================================== DiCE

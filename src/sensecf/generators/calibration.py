@@ -146,7 +146,8 @@ class CalibratedGenerator(CFMethod):
             "calibrated_from": [f.source if f is not None else "" for f in best],
             "llm_calls": llm_calls, "classifier_calls": calls}, index=factuals.index)
         seconds = llm_seconds + search_seconds / max(n, 1)
-        return Proposal(cfs, reason, seconds, extra)
+        searched = np.array([bool(r.proposals) for r in rows])  # without a proposal there was nothing to search
+        return Proposal(cfs, reason, seconds, extra, searched=searched)
 
     def _sample_again(self, factuals, current, targets, round_: int):
         """A further sampled round of the inner LLM (its own settings, another seed, widen_temperature)."""

@@ -41,6 +41,12 @@ from ..schema import Schema
 THREADS = 1
 _THREADPOOLS = ThreadpoolController()
 
+
+def few_threads():
+    """Context in which OpenMP/BLAS use THREADS threads (every fit and predict of a classifier)."""
+    return _THREADPOOLS.limit(limits=THREADS)
+
+
 CLASSIFIER_KINDS = {
     "nn": "multilayer perceptron (the paper's NN)",
     "lr": "logistic regression",
@@ -120,7 +126,7 @@ class Classifier:
         X = self._frame(X)
         needs_val = self.kind == "nn" or self.calibration is not None
         tr, va = validation_split(y, groups, seed=self.seed) if needs_val else (np.arange(len(y)), None)
-        with _THREADPOOLS.limit(limits=THREADS):
+        with few_threads():
             if self.kind == "nn":
                 self._fit_nn(X, y, tr, va)
             else:
@@ -157,7 +163,7 @@ class Classifier:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, 2) array: P(label 0), P(label 1) (calibrated when the classifier was built with a calibration)."""
         model = self.calibrator if self.calibrator is not None else self.pipeline
-        with _THREADPOOLS.limit(limits=THREADS):
+        with few_threads():
             return model.predict_proba(self._frame(X))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -181,7 +187,13 @@ class Classifier:
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError) as e:
             raise ConfigError(f"{path} is not a readable sensecf classifier ({type(e).__name__}: {e}); retrain "
                               "it") from None
-        if not isinstance(blob, dict) or "classifier" not in blob:
+        return Classifier.from_saved(blob, path)
+
+    @staticmethod
+    def from_saved(blob, path: str | Path) -> "Classifier":
+        """The classifier in an unpickled `save` file; ConfigError names the file when it is not one, or when it
+        was saved with another scikit-learn version."""
+        if not isinstance(blob, dict) or not isinstance(blob.get("classifier"), Classifier):
             raise ConfigError(f"{path} is not a sensecf classifier file; retrain it")
         if blob.get("sklearn") != sklearn.__version__:
             raise ConfigError(f"{path} was saved with scikit-learn {blob.get('sklearn')}, this is "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cf import CFResult
+from ..cf import CFResult, ProbabilisticClassifier
 from ..cf.constraints import changed_features, constraint_violations
 from ..data.dataset import Dataset
 from ..errors import ConfigError, DataError
@@ -34,7 +34,7 @@ class Workspace:
     """Schema, classifier, training rows, test rows (index = row id as text) and the run's counterfactuals."""
 
     schema: Schema
-    classifier: Classifier
+    classifier: ProbabilisticClassifier
     X_train: pd.DataFrame
     y_train: pd.Series
     test: pd.DataFrame
@@ -71,13 +71,17 @@ def load_run(run_dir: str | Path) -> Workspace:
                       int((cfg or {}).get("seed", 0)), f"run folder {run_dir}")
 
 
-def from_data(train: Dataset, test: Dataset, classifier_kind: str, seed: int, options: dict) -> Workspace:
-    """A workspace without a run: the given split, a freshly trained classifier, no stored counterfactuals."""
-    clf = train_classifier(classifier_kind, train.X, train.y, train.schema, seed)
+def from_data(train: Dataset, test: Dataset, classifier_kind: str, seed: int, options: dict,
+              model=None) -> Workspace:
+    """A workspace without a run: the given split, a freshly trained classifier (or `model`, a loaded
+    classifier), no stored counterfactuals."""
+    clf = model if model is not None else train_classifier(classifier_kind, train.X, train.y, train.schema, seed,
+                                                           groups=train.groups)
+    how = f"model {model.name}" if model is not None else f"classifier {classifier_kind} trained at start"
     frame = test.frame.copy()
     frame.index = frame.index.astype(str)
     return _workspace(train.schema, clf, train.frame, frame, {}, dict(options), seed,
-                      f"{train.name.removesuffix('-train')} (classifier {classifier_kind} trained at start)")
+                      f"{train.name.removesuffix('-train')} ({how})")
 
 
 def _workspace(schema: Schema, clf, train: pd.DataFrame, test: pd.DataFrame, cfs: dict, options: dict, seed: int,

@@ -36,7 +36,8 @@ from ...errors import ConfigError
 from ...executor import Executor, LocalExecutor
 from ...files import append_jsonl, read_json, read_jsonl, write_json, write_text
 from ...generators.base import check_methods, method_options
-from ...models.classifiers import evaluate, train_classifier
+from ...models.classifiers import evaluate
+from ...models.external import fit_like, recipe_name
 from ...provenance import json_safe, package_versions
 from .sources import COMPARATORS, augmented_class, cf_table, generate_cfs, oversample, read_cached, valid_cfs
 from .stats import SCENARIOS, summarize
@@ -69,13 +70,13 @@ def _fingerprint_options(options: dict, out_dir: Path) -> dict:
 class ReducedModel:
     """The reduced split's classifier, trained on first use (CFs read from cache need none)."""
 
-    def __init__(self, kind: str, reduced: Dataset, seed: int):
+    def __init__(self, kind, reduced: Dataset, seed: int):
         self.kind, self.reduced, self.seed, self.clf = kind, reduced, seed, None
 
     def __call__(self):
         if self.clf is None:
             r = self.reduced
-            self.clf = train_classifier(self.kind, r.X, r.y, r.schema, self.seed, groups=r.groups)
+            self.clf = fit_like(self.kind, r.X, r.y, r.schema, self.seed, groups=r.groups)
         return self.clf
 
 
@@ -90,7 +91,7 @@ def pair_setup(train: Dataset, scenario: str, seed: int, fraction: float, unit: 
     return reduced, target, n_removed, n_base, math.ceil(max(ratios) * n_base)
 
 
-def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind: str,
+def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind,
                     out_dir: Path, options: dict, fraction: float = 0.5, budget: int | None = None,
                     unit: str = "auto", chunk: int = 10) -> None:
     """Generate (and cache in aug_cfs/) the CFs that run_augmentation with the same settings will add, without
@@ -119,7 +120,7 @@ class GridSetup:
     methods: tuple[str, ...]
     comparators: tuple[str, ...]
     ratios: tuple[float, ...]
-    kind: str
+    kind: object  # a fit_like recipe: a built-in kind or a loaded model
     options: dict
     fraction: float
     budget: int | None
@@ -170,7 +171,7 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
 
     def baseline() -> dict:
         if seed not in setup.baselines:
-            clf = train_classifier(setup.kind, train.X, train.y, schema, seed, groups=train.groups)
+            clf = fit_like(setup.kind, train.X, train.y, schema, seed, groups=train.groups)
             setup.baselines[seed] = evaluate(clf, test.X, test.y)
         return setup.baselines[seed]
 
@@ -198,7 +199,7 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
                 groups = np.concatenate([reduced.groups.astype(str).to_numpy(),
                                          np.full(len(added), "__augmented__")])
             cell(source, ratio, lambda: evaluate(
-                train_classifier(setup.kind, X_aug, y_aug, schema, seed, groups=groups), test.X, test.y),
+                fit_like(setup.kind, X_aug, y_aug, schema, seed, groups=groups), test.X, test.y),
                 {"n_requested": n_req, "n_added": len(added), "n_generated_for": n_max, "n_available": len(pool)})
     return out
 
@@ -235,7 +236,7 @@ def _run_grid(setup: GridSetup, scenarios: list[str], seeds: list[int], out_dir:
 
 
 def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B", "C"), seeds=(0, 1, 2, 3, 4),
-                     ratios=(0.2, 0.4, 0.6, 0.8, 1.0), classifier_kind: str = "nn",
+                     ratios=(0.2, 0.4, 0.6, 0.8, 1.0), classifier_kind="nn",
                      out_dir: Path | str = Path("results/augmentation"), options: dict | None = None,
                      comparators=COMPARATORS, fraction: float = 0.5, budget: int | None = None,
                      unit: str = "auto", chunk: int = 10, executor: Executor | None = None) -> dict:
@@ -244,8 +245,9 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
     fraction: share of the halved class(es) removed; budget: cap of the rows added at ratio 100 % (None = as many
     as removed, the paper's setting); unit: "participants" (remove whole participants' rows of the halved class;
     the default when the data has a group column), "rows" or "auto"; options: generator options; executor: where
-    the (scenario, seed) pairs run (default: one after another in this process). Returns the augmentation.json
-    content.
+    the (scenario, seed) pairs run (default: one after another in this process); classifier_kind: the classifier
+    trained on every set, a built-in kind or a loaded model whose recipe is refit (models.external.fit_like).
+    Returns the augmentation.json content.
     """
     out_dir = Path(out_dir)
     options = dict(options or {})
@@ -268,7 +270,8 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
         method_options(m, options)
     (out_dir / "aug_cfs").mkdir(parents=True, exist_ok=True)
     _check_config(out_dir, json_safe({
-        "dataset": train.name, "train_rows": len(train), "test_rows": len(test), "classifier": classifier_kind,
+        "dataset": train.name, "train_rows": len(train), "test_rows": len(test),
+        "classifier": recipe_name(classifier_kind),
         "fraction": fraction, "budget": budget, "unit": unit,
         "generator_options": _fingerprint_options(options, out_dir)}))
     setup = GridSetup(train, test, tuple(methods), tuple(comparators), tuple(ratios), classifier_kind, options,
@@ -277,7 +280,8 @@ def run_augmentation(train: Dataset, test: Dataset, methods, scenarios=("A", "B"
     summary = summarize(list(cells.values()), methods=methods + comparators, scenarios=scenarios, seeds=seeds,
                         ratios=ratios)
     summary["config"] = {"methods": methods, "comparators": comparators, "scenarios": scenarios, "seeds": seeds,
-                         "ratios": ratios, "classifier": classifier_kind, "fraction": fraction, "budget": budget,
+                         "ratios": ratios, "classifier": recipe_name(classifier_kind), "fraction": fraction,
+                         "budget": budget,
                          "unit": unit, "generator_options": options}
     summary["label_names"] = {str(k): v for k, v in train.schema.label_names.items()}
     summary["versions"] = package_versions()

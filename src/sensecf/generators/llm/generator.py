@@ -215,7 +215,8 @@ class LLMGenerator(CFMethod):
                               "backend_errors": [r.backend_errors for r in rows],
                               "untagged": [r.untagged for r in rows],
                               "raw_text": [r.raw_text[:RAW_TEXT_CHARS] for r in rows]}, index=factuals.index)
-        return Proposal(cfs, [r.reason for r in rows], np.array([r.seconds for r in rows]), extra)
+        return Proposal(cfs, [r.reason for r in rows], np.array([r.seconds for r in rows]), extra,
+                        searched=np.zeros(len(rows), dtype=bool))  # a row without a CF had no usable answer
 
     def _loop(self, rows: list[_Row]) -> None:
         with progress_bar(enabled=self.progress and bool(rows)) as bar:
