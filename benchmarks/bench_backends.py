@@ -1,6 +1,7 @@
 """Tokens per second of the embedded backend by batch size and torch thread count.
 
-    python benchmarks/bench_backends.py [--model smollm2] [--batches 1,4,8,16] [--threads 1,2] [--dtypes bfloat16] [--max-new-tokens 32] [--fresh]
+    python benchmarks/bench_backends.py [--model smollm2] [--batches 1,4,8,16] [--threads 1,2]
+        [--dtypes bfloat16] [--max-new-tokens 32] [--fresh]
 
 Greedy decoding of counterfactual-style prompts (the paper's Fig. 4 layout, seeded random values). For each
 (dtype, threads, batch) cell one generate() call over `batch` prompts is timed after a warm-up; generated tokens are

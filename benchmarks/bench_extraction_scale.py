@@ -32,7 +32,8 @@ from pathlib import Path
 import psutil
 
 from sensecf.data.aireadi.synth import write_synthetic_cohort
-from sensecf.provenance import package_versions, write_json
+from sensecf.files import write_json
+from sensecf.provenance import package_versions
 
 RESULTS = Path(__file__).parent / "results"
 JSON = RESULTS / "extraction_scale.json"

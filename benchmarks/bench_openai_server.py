@@ -9,7 +9,8 @@ the embedded SmolLM2 checkpoint (`sensecf.backends.serving.merge_adapter`) and s
 once with continuous batching ("continuous"). llm-fine-tuned then answers the same 2 x n test factuals
 (prompt style from the adapter's card, greedy, one answer per factual, no repair rounds) through OpenAIBackend
 with 1, 4 and 16 requests in flight (generator batch = the largest concurrency). A warm-up request per server
-loads the model first. Reported: wall seconds, answers and valid CFs per second, validity, backend errors. Writes benchmarks/results/openai_server.json and .md.
+loads the model first. Reported: wall seconds, answers and valid CFs per second, validity, backend errors.
+Writes benchmarks/results/openai_server.json and .md.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from sensecf.generators.base import GeneratorContext
 from sensecf.generators.llm.generator import LLMGenerator, adapter_prompt_style
 from sensecf.models.classifiers import train_classifier
 from sensecf.paths import default_adapter_dir
-from sensecf.provenance import package_versions, write_json
+from sensecf.files import write_json
+from sensecf.provenance import package_versions
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -15,7 +15,7 @@ from sensecf.data.aireadi.pipeline import extract_cohort, parts_dir_for, read_ta
 from sensecf.data.aireadi.reader import read_cohort
 from sensecf.data.aireadi.synth import write_synthetic_cohort
 from sensecf.errors import ConfigError
-from sensecf.schema import aireadi_stress_schema
+from sensecf.data.aireadi.schema import aireadi_stress_schema
 
 N, DAYS = 12, 3
 
@@ -81,6 +81,7 @@ def test_interrupted_extraction_resumes_and_ends_identical(big, tmp_path, sig):
     done = len(list(parts.glob("*.parquet")))
     assert not out.exists() and 3 <= done < 40, done
     if sig == signal.SIGINT:                   # workers ignore Ctrl-C: they finish their participant, no crash
+        assert proc.returncode == 130 and "rerun the same command to resume" in log, log[-2000:]
         assert "Traceback" not in log and "BrokenProcessPool" not in log, log[-2000:]
         assert not list(parts.glob(".*.tmp"))
     resumed = extract_cohort(root, out, workers=2, progress=False)

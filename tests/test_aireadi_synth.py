@@ -9,7 +9,7 @@ from sensecf.data.aireadi.features import aireadi_dataset
 from sensecf.data.aireadi.reader import read_cohort
 from sensecf.data.aireadi.synth import write_synthetic_cohort
 from sensecf.errors import ConfigError, DataError
-from sensecf.schema import aireadi_stress_schema
+from sensecf.data.aireadi.schema import aireadi_stress_schema
 
 N, DAYS = 6, 3
 

@@ -84,7 +84,7 @@ def test_recovery_arithmetic_hand_example():
 
 
 def _rec(scenario, seed, method, ratio, f1, **extra):
-    metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": f1, "auc": 0.5}
+    metrics = {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": f1, "macro_f1": f1, "auc": 0.5}
     return {"scenario": scenario, "seed": seed, "method": method, "ratio": ratio, "metrics": metrics,
             "augmented_class": 1, "n_removed": 40, **extra}
 
@@ -167,7 +167,7 @@ def test_augmentation_end_to_end_uci_heart(tmp_path):
     ds = tabular.load_uci_heart()
     train, test = split.patient_split(ds, 0.25, 0)
     kw = dict(scenarios=("A", "C"), seeds=(0, 1), ratios=(0.5, 1.0), classifier_kind="lr", out_dir=tmp_path,
-              options={"max_factuals": 15}, comparators=("smote",))
+              budget=15, comparators=("smote",))
     summary = run_augmentation(train, test, ["nice-sparsity"], **kw)
     for name in ("augmentation.json", "table4.csv", "table4.md", "fig7_ratio_sweep.png"):
         assert (tmp_path / name).exists(), name
@@ -175,7 +175,8 @@ def test_augmentation_end_to_end_uci_heart(tmp_path):
     assert len(lines) == 2 * 2 * (2 + 2 * 2)  # scenarios x seeds x (baseline, reduced, 2 sources x 2 ratios)
     cells = [json.loads(x) for x in lines]
     for c in cells:
-        assert set(c["metrics"]) == {"accuracy", "precision", "recall", "f1", "auc"}
+        assert set(c["metrics"]) == {"accuracy", "precision", "recall", "f1", "macro_f1", "f1_class0", "f1_class1",
+                                     "auc", "brier", "ece"}
         if c["method"] == "smote":
             # the budget caps every source alike: 100 % = min(removed rows, max_factuals)
             assert c["n_added"] == c["n_requested"] == math.ceil(c["ratio"] * min(c["n_removed"], 15))
@@ -196,3 +197,22 @@ def test_augmentation_end_to_end_uci_heart(tmp_path):
     assert again["scenarios"] == summary["scenarios"]
     with pytest.raises(ConfigError, match="classifier"):  # cells of another setup are never mixed in
         run_augmentation(train, test, ["nice-sparsity"], **{**kw, "classifier_kind": "nn"})
+
+
+def test_pregenerated_cfs_are_what_the_augmentation_adds(tmp_path, monkeypatch):
+    """pregenerate_cfs (the study's background job) writes exactly the CF tables run_augmentation then reads
+    back without generating anything."""
+    from sensecf.data.tabular import load_uci_heart
+    from sensecf.data.split import patient_split
+    from sensecf.experiments.augmentation import sources
+    from sensecf.experiments.augmentation.run import pregenerate_cfs, run_augmentation
+
+    train, test = patient_split(load_uci_heart(), 0.25, 0)
+    kw = dict(scenarios=("A",), seeds=(0, 1), ratios=(0.5, 1.0), classifier_kind="lr", out_dir=tmp_path,
+              options={}, budget=6)
+    pregenerate_cfs(train, ["nice-sparsity"], **kw)
+    tables = sorted(p.name for p in (tmp_path / "aug_cfs").iterdir())
+    assert tables == ["A-seed0-nice-sparsity.csv", "A-seed1-nice-sparsity.csv"]
+    monkeypatch.setattr(sources, "build_generator", lambda *a: pytest.fail("CFs were generated again"))
+    summary = run_augmentation(train, test, ["nice-sparsity"], comparators=(), **kw)
+    assert summary["scenarios"]["A"]["methods"]["nice-sparsity"]["1"]["n_added"]["mean"] > 0

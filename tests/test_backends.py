@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import json
+import logging
+import sys
 import threading
 import time
 
@@ -22,7 +25,7 @@ SECRET = "sk-test-secret-0123456789"
 class FakeServer:
     """A tiny OpenAI-compatible chat-completions server on 127.0.0.1; `script` lists the next replies' kinds."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.script: list[str] = []
         self.requests: list[dict] = []
         self.auth: list[str] = []
@@ -49,6 +52,23 @@ class FakeServer:
                         server.in_flight -= 1
 
             def _reply(self, kind, body):
+                if kind.startswith("redirect:"):
+                    self.send_response(307)
+                    self.send_header("Location", kind.partition(":")[2])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if kind.startswith("trickle"):  # one byte every 0.25 s: of the headers, or of a 40-byte body
+                    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+                    slow = head if kind == "trickle_head" else b"{" + b" " * 38 + b"}"
+                    self.wfile.write(b"" if kind == "trickle_head" else head)
+                    for k in range(len(slow)):
+                        self.wfile.write(slow[k:k + 1])
+                        self.wfile.flush()
+                        time.sleep(0.25)
+                    return
+                if kind == "hang":
+                    time.sleep(3.0)
                 if kind == "slow":
                     time.sleep(1.0)
                 if kind == "busy":
@@ -77,18 +97,48 @@ class FakeServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def stop(srv: FakeServer) -> None:
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
 
 
 @pytest.fixture
 def server():
     srv = FakeServer()
     yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+    stop(srv)
+
+
+_CONNECTS: list | None = None  # socket connect() targets while the `connects` fixture is active
+
+
+def _audit(event: str, args: tuple) -> None:
+    """Audit hook: record every socket connect(); block (never make) any connection off this machine."""
+    if event == "socket.connect" and _CONNECTS is not None and isinstance(args[1], tuple):
+        _CONNECTS.append(args[1][:2])
+        if not ipaddress.ip_address(args[1][0]).is_loopback:
+            raise OSError(f"test: blocked a connection off this machine to {args[1]}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def connects():
+    """The (host, port) of every connection this test's process opens; off-machine ones are blocked."""
+    global _CONNECTS
+    _CONNECTS = []
+    try:
+        yield _CONNECTS
+    finally:
+        _CONNECTS = None
 
 
 def chat(text: str) -> list[dict]:
@@ -106,12 +156,14 @@ def test_success_in_order_with_bounded_concurrency(server):
     assert out == [[f"echo: q{i} #0"] for i in range(6)]
     assert server.max_in_flight <= 2
     sent = server.requests[0]
-    assert sent["max_tokens"] == 7 and sent["temperature"] == 0.0 and sent["messages"] == chat(sent["messages"][-1]["content"])
+    assert sent["max_tokens"] == 7 and sent["temperature"] == 0.0
+    assert sent["messages"] == chat(sent["messages"][-1]["content"])
 
 
 def test_n_completions_and_server_ignoring_n(server):
     b = backend(server)
-    assert b.generate([chat("a")], SamplingSettings(n=3, temperature=0.7)) == [["echo: a #0", "echo: a #1", "echo: a #2"]]
+    assert b.generate([chat("a")], SamplingSettings(n=3, temperature=0.7)) == \
+        [["echo: a #0", "echo: a #1", "echo: a #2"]]
     server.script = ["ignore_n", "ignore_n"]
     out = b.generate([chat("b")], SamplingSettings(n=2, temperature=0.7, seed=5))
     assert out == [["echo: b #0", "echo: b #0"]]
@@ -216,7 +268,7 @@ def test_adapter_fingerprint_tracks_weights(tmp_path):
 
 
 def test_make_backend_specs(server, tmp_path):
-    b = make_backend(f"openai:tiny-model", base_url=server.url)
+    b = make_backend("openai:tiny-model", base_url=server.url)
     assert isinstance(b, OpenAIBackend) and b.model_id == "tiny-model"
     c = make_backend("openai:tiny-model", base_url=server.url, cache_dir=tmp_path)
     assert isinstance(c, CachedBackend) and c.name == "openai" and c.model_id == "tiny-model"
@@ -243,3 +295,91 @@ def test_threads_env(monkeypatch):
             configure_torch_threads()
     finally:
         torch.set_num_threads(before)
+
+
+# ---- faults: redirects, proxies, deadlines, keys (issue #14) ------------------------------------------------------
+@pytest.mark.parametrize("where", ["off-machine", "other-loopback"])
+def test_redirects_are_never_followed(server, connects, where):
+    other = FakeServer("127.0.0.2") if where == "other-loopback" else None
+    target = (other.url if other else "http://10.255.255.1:9/v1") + "/chat/completions"
+    server.script = [f"redirect:{target}"]
+    try:
+        out = backend(server).generate([chat("patient row")], SamplingSettings())
+    finally:
+        if other:
+            stop(other)
+    assert isinstance(out[0], BackendError) and "redirect" in str(out[0]) and target in str(out[0])
+    assert len(server.requests) == 1  # not retried
+    assert connects == [("127.0.0.1", server.port)]  # nothing else was connected to
+    assert not other or other.requests == []  # the body was not re-sent
+
+
+def test_proxy_variables_are_ignored_unless_trusted(server, connects, monkeypatch):
+    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://10.255.255.1:3128")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    assert backend(server).generate([chat("x")], SamplingSettings()) == [["echo: x #0"]]
+    assert connects == [("127.0.0.1", server.port)] and len(server.requests) == 1
+    with pytest.raises(ConfigError, match="through the proxy http://10.255.255.1:3128"):
+        backend(server, trust_env=True)  # refused before any work
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # trusted variables that keep the server off the proxy
+    assert backend(server, trust_env=True).generate([chat("y")], SamplingSettings()) == [["echo: y #0"]]
+    assert {c[0] for c in connects} == {"127.0.0.1"}
+
+
+def test_every_request_and_connection_is_checked_again(server, connects, monkeypatch):
+    b = backend(server, max_retries=0)
+    b._client.base_url = "http://10.255.255.1:9/v1"  # as if an address slipped past the construction check
+    out = b.generate([chat("x")], SamplingSettings())
+    assert isinstance(out[0], BackendError) and "refusing to send a request to 10.255.255.1" in str(out[0])
+    # a trusted proxy variable that the construction check missed: the connection to the proxy is refused
+    monkeypatch.setenv("HTTP_PROXY", "http://10.255.255.1:3128")
+    monkeypatch.setattr("sensecf.backends.openai_backend.env_proxy", lambda url: None)
+    out = backend(server, max_retries=0, trust_env=True).generate([chat("x")], SamplingSettings())
+    assert isinstance(out[0], BackendError) and "refusing to connect to 10.255.255.1" in str(out[0])
+    assert connects == [] and server.requests == []
+
+
+@pytest.mark.parametrize("kind", ["trickle_head", "trickle_body"])
+def test_request_deadline_cuts_off_a_trickling_server(server, kind):
+    server.script = [kind]
+    start = time.perf_counter()
+    out = backend(server, timeout=1, max_retries=0).generate([chat("x")], SamplingSettings())
+    took = time.perf_counter() - start
+    assert isinstance(out[0], BackendError) and "Timeout: no complete reply within 1 s" in str(out[0])
+    assert took < 2.5, took
+
+
+def test_batch_deadline(server):
+    server.script = ["hang"] * 3
+    start = time.perf_counter()
+    out = backend(server, timeout=10, batch_timeout=0.8, concurrency=1).generate([chat(f"q{i}") for i in range(3)],
+                                                                                 SamplingSettings())
+    assert time.perf_counter() - start < 2.5
+    assert all(isinstance(o, BackendError) and "batch_timeout" in str(o) for o in out)
+    assert len(server.requests) == 1  # the other prompts were not sent after the deadline
+
+
+def test_key_goes_to_a_local_server_only_when_named(server, monkeypatch, caplog):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_LOG", "debug")
+    caplog.set_level(logging.DEBUG)
+    backend(server).generate([chat("x")], SamplingSettings())
+    assert SECRET not in server.auth[-1]
+    backend(server, api_key_env="OPENAI_API_KEY").generate([chat("x")], SamplingSettings())
+    assert server.auth[-1] == f"Bearer {SECRET}"
+    assert SECRET not in caplog.text
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):  # named explicitly, so it must be set
+        backend(server, api_key_env="OPENAI_API_KEY")
+
+
+def test_server_settings_pass_through_make_backend(server):
+    b = make_backend("openai:m", base_url=server.url, timeout=7, batch_timeout=30, max_retries=1, concurrency=2,
+                     trust_env=False)
+    assert (b.timeout, b.batch_timeout, b.max_retries, b.concurrency) == (7, 30, 1, 2)
+    with pytest.raises(ConfigError, match="timeout"):
+        make_backend("openai:m", base_url=server.url, timeout="soon")
+    with pytest.raises(ConfigError, match="openai: backends only"):
+        make_backend("embedded", timeout=7)

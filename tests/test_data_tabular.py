@@ -9,8 +9,8 @@ from sensecf.schema import FeatureSpec, Schema
 
 
 @pytest.fixture(scope="module")
-def heart():
-    return load_uci_heart()
+def heart(uci_heart):
+    return uci_heart
 
 
 def test_uci_heart_real_rows_and_schema(heart):

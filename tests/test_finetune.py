@@ -14,7 +14,7 @@ from sensecf.data.dataset import Dataset
 from sensecf.errors import ConfigError
 from sensecf.finetune.config import FinetuneConfig
 from sensecf.finetune.pairs import NO_NEIGHBOUR, build_pairs, display_values, grid_steps
-from sensecf.generators.constraints import changed_features, constraint_violations
+from sensecf.cf.constraints import changed_features, constraint_violations
 from sensecf.generators.llm.parse import parse_answer
 from sensecf.generators.llm.prompt import build_chat, render_answer
 from sensecf.models.classifiers import train_classifier
@@ -153,7 +153,7 @@ def test_config_defaults_are_table_one(tmp_path):
     cpu = cfg.effective(cuda=False)
     assert cpu.precision == "bf16" and cpu.max_steps and cpu.threads == 1 and cpu.lora_r == 16
     assert (cfg.prompt_style, cfg.target_policy) == ("paper", "neighbour")
-    assert (cpu.prompt_style, cpu.target_policy) == ("compact", "grid")
+    assert (cpu.prompt_style, cpu.target_policy) == ("compact", "actionable")  # actionable edits (issue 11)
     assert cfg.with_overrides(max_steps=5).effective(cuda=False).max_steps == 5
     user = tmp_path / "ft.yaml"
     user.write_text("learning_rate: 1e-4\ncpu: {max_steps: 7}\n")
@@ -198,8 +198,8 @@ def test_tiny_lora_run_changes_and_round_trips_the_adapter(tmp_path):
     tiny = Dataset("tiny", schema, ds.frame[["x1", "kind", "label", "pid"]])
     clf = train_classifier("lr", tiny.X, tiny.y, schema, seed=0)
     cfg = FinetuneConfig.load(None).with_overrides(
-        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1, save_steps=1,
-        logging_steps=1, max_length=64, learning_rate=1e-3)
+        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1,
+        save_steps=1, logging_steps=1, max_length=64, learning_rate=1e-3)
     with pytest.raises(ConfigError, match="nf4"):
         finetune(tiny, clf, config=cfg, out_dir=tmp_path / "q", quantize="nf4")
     out = finetune(tiny, clf, config=cfg, out_dir=tmp_path / "adapter", seed=0, progress=False)
@@ -245,3 +245,25 @@ def test_records_fit_templates_without_system_role_and_base_models(toy):
     tok.chat_template = None
     plain = _records(train_pairs[:1], tok)[0]
     assert plain["prompt"] == plain_prompt(messages[:2]) and plain["completion"].strip() == messages[2]["content"]
+
+
+@pytest.mark.slow
+def test_self_distillation_round_trains_on_calibrated_cfs(tmp_path):
+    """One self-distillation round: the tiny adapter's calibrated CFs of training factuals become pairs, the
+    adapter trains further and the card records the round."""
+    from sensecf.finetune.train import finetune
+
+    ds = toy_dataset(n=60, seed=1)
+    schema = Schema("tiny", [ds.schema["x1"], ds.schema["kind"]], label="label", label_names={0: "low", 1: "high"},
+                    group="pid")
+    tiny = Dataset("tiny", schema, ds.frame[["x1", "kind", "label", "pid"]])
+    clf = train_classifier("lr", tiny.X, tiny.y, schema, seed=0)
+    cfg = FinetuneConfig.load(None).with_overrides(
+        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1,
+        save_steps=1, logging_steps=1, max_length=64, learning_rate=1e-3, distill_rounds=1, distill_factuals=4,
+        distill_steps=1)
+    out = finetune(tiny, clf, config=cfg, out_dir=tmp_path / "adapter", seed=0, progress=False)
+    card = json.loads((out / "card.json").read_text())
+    [round_] = card["distillation"]
+    assert round_["round"] == 1 and round_["factuals"] == 4 and 0 <= round_["pairs"] == round_["valid"] <= 4
+    assert round_["steps"] == 1 and card["steps"] == 3

@@ -10,12 +10,14 @@ import torch
 
 from sensecf.backends.base import SamplingSettings
 from sensecf.errors import ConfigError
-from sensecf.generators.base import FAILED, INVALID, VALID, GeneratorContext, build_generator
-from sensecf.generators.llm import generator as gen_mod
-from sensecf.generators.llm.generator import LLMGenerator, llm_narrative
+from sensecf.cf import FAILED, INVALID, VALID
+from sensecf.generators.base import GeneratorContext, build_generator
+from sensecf.experiments.intervention import llm_narrative
+from sensecf.generators.llm import resources as gen_mod
+from sensecf.generators.llm.generator import LLMGenerator
 from sensecf.generators.llm.prompt import COMPACT_SYSTEM_PROMPT, render_answer
 from sensecf.models.classifiers import train_classifier
-from sensecf.schema import aireadi_stress_schema
+from sensecf.data.aireadi.schema import aireadi_stress_schema
 
 torch.set_num_threads(1)
 SCHEMA = aireadi_stress_schema()
@@ -248,6 +250,19 @@ def test_options_scoped_to_one_method(setup, made_backends):
         build_generator("llm-zero-shot", ctx)
 
 
+def test_server_options_reach_an_openai_backend_only(setup, made_backends, tmp_path):
+    made = made_backends
+    server = {"timeout": 120, "max_retries": 1, "concurrency": 2, "batch_timeout": 600, "trust_env": False,
+              "api_key_env": "VLLM_KEY"}
+    ctx = GeneratorContext(SCHEMA, setup[0].classifier, setup[0].X_train, setup[0].y_train,
+                           options={"backend": "openai:llama", "llm-fine-tuned.backend": "embedded",
+                                    "llm-fine-tuned.adapter": str(tmp_path), **server})
+    build_generator("llm-zero-shot", ctx)
+    build_generator("llm-fine-tuned", ctx)
+    assert server.items() <= made[0][1].items()  # the server's settings, from --option or a study config
+    assert not set(server) & set(made[1][1])  # the embedded backend gets none of them
+
+
 def view() -> dict:
     return {"factual": {"Mean steps": "20.0"}, "counterfactual": {"Mean steps": "140.0"},
             "changes": [{"feature": "mean_steps", "label": "Mean steps", "unit": "steps/min", "kind": "continuous",
@@ -257,9 +272,9 @@ def view() -> dict:
 
 
 @pytest.mark.parametrize("reply, ok", [
-    ("Condition: high stress predicted (0.90).\nSuggested changes: raise Mean steps from 20.0 to 140.0 "
+    ("Condition: high stress predicted (0.90).\nIntervention: raise Mean steps from 20.0 to 140.0 "
      "steps/min.\nWhy: the model then predicts moderate stress (0.80).", True),
-    ("Condition: high stress.\nSuggested changes: walk 10000 steps.\nWhy: it helps.", False),  # invented number
+    ("Condition: high stress.\nIntervention: walk 10000 steps.\nWhy: it helps.", False),  # invented number
     ("Walk more.", False),
     (RuntimeError("down"), False),
 ])

@@ -5,7 +5,7 @@ import pytest
 
 from sensecf.generators.llm.parse import parse_answer
 from sensecf.generators.llm.prompt import render_answer
-from sensecf.schema import aireadi_stress_schema
+from sensecf.data.aireadi.schema import aireadi_stress_schema
 
 SCHEMA = aireadi_stress_schema()
 FACTUAL = pd.Series({"awake_pct": 12.5, "light_pct": 50.0, "deep_pct": 15.0, "rem_pct": 22.5, "mean_steps": 20.0,

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sensecf.generators.llm.prompt import COMPACT_SYSTEM_PROMPT, SYSTEM_PROMPT, build_chat, nearest_examples, render_answer, render_instance
-from sensecf.schema import aireadi_stress_schema
+from sensecf.generators.llm.prompt import (COMPACT_SYSTEM_PROMPT, SYSTEM_PROMPT, build_chat, nearest_examples,
+                                           render_answer, render_instance)
+from sensecf.data.aireadi.schema import aireadi_stress_schema
 
 SCHEMA = aireadi_stress_schema()
 

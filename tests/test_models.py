@@ -5,15 +5,13 @@ import pickle
 import numpy as np
 import pytest
 
-from sensecf.data.split import patient_split
-from sensecf.data.tabular import load_uci_heart
 from sensecf.errors import ConfigError, DataError
 from sensecf.models.classifiers import CLASSIFIER_KINDS, Classifier, evaluate, train_classifier
 
 
 @pytest.fixture(scope="module")
-def split():
-    return patient_split(load_uci_heart(), seed=0)
+def split(uci_heart_split):
+    return uci_heart_split
 
 
 @pytest.mark.slow
@@ -22,7 +20,8 @@ def test_train_evaluate_save_load_roundtrip(split, kind, tmp_path):
     train, test = split
     clf = train_classifier(kind, train.X, train.y, train.schema, seed=0)
     m = evaluate(clf, test.X, test.y)
-    assert set(m) == {"accuracy", "precision", "recall", "f1", "auc"}
+    assert set(m) == {"accuracy", "precision", "recall", "f1", "macro_f1", "f1_class0", "f1_class1", "auc", "brier",
+                      "ece"}
     assert m["accuracy"] > 0.75 and m["auc"] > 0.85          # real signal on the held-out patients
     proba = clf.predict_proba(test.X)
     assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1)
@@ -52,3 +51,35 @@ def test_contract_errors(split, tmp_path):
         Classifier.load(path)
     with pytest.raises(ConfigError, match="not found"):
         Classifier.load(tmp_path / "none.pkl")
+
+
+def test_early_stopping_validates_on_held_out_participants():
+    """Two participants whose days are duplicated many times: a row split would put copies of the same days on
+    both sides of the early-stopping split; the group split never does."""
+    from sensecf.models.classifiers import validation_split
+
+    groups = np.repeat([f"p{i}" for i in range(20)], 30)
+    y = np.tile([0, 1], 300)
+    tr, va = validation_split(y, groups, seed=0)
+    assert not set(groups[tr]) & set(groups[va]) and len(set(groups[va])) >= 2
+    rows_tr, rows_va = validation_split(y, None, seed=0)
+    assert set(groups[rows_tr]) & set(groups[rows_va])   # without groups the same participants are on both sides
+
+
+def test_macro_f1_and_calibration_metrics_are_exact():
+    class Fixed:
+        def predict_proba(self, X):
+            p = X["p"].to_numpy(dtype=float)
+            return np.column_stack([1 - p, p])
+
+    import pandas as pd
+
+    X = pd.DataFrame({"p": [0.9, 0.8, 0.3, 0.2, 0.6, 0.1]})
+    y = [1, 1, 0, 0, 0, 1]
+    m = evaluate(Fixed(), X, y)
+    # predictions 1 1 0 0 1 0: class 1 precision 2/3 recall 2/3; class 0 precision 2/3 recall 2/3
+    assert m["f1_class1"] == pytest.approx(2 / 3) and m["f1_class0"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3)
+    assert m["brier"] == pytest.approx(np.mean((np.array([0.9, 0.8, 0.3, 0.2, 0.6, 0.1]) - y) ** 2))
+    # bins of 0.1: each prediction alone in its bin -> ECE = mean |y - p|
+    assert m["ece"] == pytest.approx(np.mean(np.abs(np.array(y) - [0.9, 0.8, 0.3, 0.2, 0.6, 0.1])))

@@ -126,7 +126,7 @@ def test_benchmark_through_transformers_serve_survives_a_killed_server(served, t
             capture_output=True, text=True, timeout=240)
     finally:
         proxy.shutdown()
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
     assert proxy.max_in_flight == 2                                   # both prompts of a batch at once
     assert {m for m, _ in proxy.log} == {str(base), str(merged)} and answered.count(str(base)) == 2
 
@@ -148,3 +148,9 @@ def test_benchmark_through_transformers_serve_survives_a_killed_server(served, t
     assert (same["raw_text"] == same["raw_text_zero"]).all()
     table = json.loads((out / "benchmark.json").read_text())
     assert set(table["methods"]) == {"llm-zero-shot", "llm-fine-tuned"}
+    # exit code 1 only when a method found no CF at all and had backend errors (cli/options.py); SmolLM2 echoes
+    # these factuals, so llm-fine-tuned (one answer, one dead server) ends there: a counted failure, not a crash
+    found_none = not fine["status"].isin(["valid", "invalid"]).any()
+    assert res.returncode == (1 if found_none else 0), res.stderr[-2000:]
+    if found_none:
+        assert "no counterfactual at all from llm-fine-tuned" in res.stderr and "502" in res.stderr

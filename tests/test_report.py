@@ -48,7 +48,7 @@ def _png(path, title):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A complete hand-made study folder: real benchmark CFs (nice-sparsity, lr) plus hand-written JSONs."""
-    from sensecf.experiments.augmentation import summarize
+    from sensecf.experiments.augmentation import plot_ratio_sweep, summarize, write_table4
     from sensecf.experiments.benchmark import run_benchmark, sample_factuals
     from sensecf.experiments.intervention import intervention_view, narrative
     from sensecf.models.classifiers import train_classifier
@@ -60,7 +60,7 @@ def run_dir(tmp_path_factory):
     run_benchmark(train, test, clf, ["nice-sparsity", "nice-proximity"], n_per_class=4, seed=0, out_dir=d)
     factuals, _ = sample_factuals(test, clf, 4, 0)
     factuals.rename_axis("factual_id").to_csv(d / "factuals.csv")
-    train.X.to_csv(d / "train.csv", index=False)
+    train.frame.to_csv(d / "train.csv")  # as the study writes it: features, label (and group)
     ds.schema.to_yaml(d / "schema.yaml")
     (d / "run.json").write_text(json.dumps({"config": {"data": "toy", "seed": 0, "aug_seeds": [0, 1]},
                                             "status": "finished", "timings_s": {"data": 1.5},
@@ -86,10 +86,13 @@ def run_dir(tmp_path_factory):
         for method, ratio, f1 in (("baseline", 0.0, base), ("reduced", 0.0, red), ("smote", 1.0, aug)):
             recs.append({"scenario": "A", "seed": seed, "method": method, "ratio": ratio, "augmented_class": 1,
                          "n_removed": 30, "n_added": 30, "n_requested": 30,
-                         "metrics": {"accuracy": f1, "precision": f1, "recall": f1, "f1": f1, "auc": f1}})
+                         "metrics": {"accuracy": f1, "precision": f1, "recall": f1, "f1": f1, "macro_f1": f1,
+                                     "auc": f1}})
     aug = summarize(recs, methods=["smote"], scenarios=["A"], seeds=[0, 1], ratios=[1.0])
     aug["config"] = {"ratios": [1.0], "seeds": [0, 1], "classifier": "lr", "methods": [], "comparators": ["smote"]}
     (d / "augmentation.json").write_text(json.dumps(aug))
+    write_table4(aug, d)
+    plot_ratio_sweep(aug, d / "fig7_ratio_sweep.png")
     return d
 
 
@@ -107,7 +110,7 @@ def test_full_report_has_every_section_and_is_self_contained(run_dir):
     assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", html)  # no external resources
     assert "<link" not in html and "<script" not in html
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(imgs) == 4  # Fig 1, 6, 8 and 7 (regenerated from augmentation.json)
+    assert len(imgs) == 4  # Fig 1, 6, 8 and 7
     assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in imgs)
     assert "Medication &lt;derived&gt; from study_group" in html  # escaped
     assert "0.750 ± " in html  # Table IV F1 mean ± CI

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from sensecf.errors import ConfigError, DataError
-from sensecf.generators.constraints import changed_features, constraint_violations, project_to_constraints
-from sensecf.schema import FeatureSpec, Schema, aireadi_stress_schema
+from sensecf.cf.constraints import changed_features, constraint_violations, project_to_constraints
+from sensecf.data.aireadi.schema import aireadi_stress_schema
+from sensecf.schema import FeatureSpec, Schema
 
 
 def test_builtin_schema_has_the_papers_twelve_features():
@@ -68,3 +69,27 @@ def test_constraints_flag_immutables_directions_and_bounds():
     noisy = f.copy()
     noisy["mean_glucose"] = 120 - 1e-9
     assert changed_features(f, noisy, s) == []
+
+
+def test_a_change_is_a_change_at_display_precision():
+    """52.0885 shown as 52.1 and rewritten as 52.1 is no change; 52.2 is; integers compare as whole numbers."""
+    from sensecf.cf.constraints import snap_to_factual
+
+    s = Schema("d", [FeatureSpec("g", precision=1), FeatureSpec("n", "integer", precision=0),
+                     FeatureSpec("c", "categorical", levels=["a", "b"])])
+    f = pd.Series({"g": 52.0885, "n": 3.0, "c": "a"})
+    assert changed_features(f, pd.Series({"g": 52.1, "n": 3.4, "c": "a"}), s) == []
+    assert changed_features(f, pd.Series({"g": 52.2, "n": 4.0, "c": "b"}), s) == ["g", "n", "c"]
+    snapped = snap_to_factual(f.to_frame().T, pd.DataFrame([{"g": 52.1, "n": 3.6, "c": "a"}]), s).iloc[0]
+    assert snapped["g"] == 52.0885 and snapped["n"] == 4.0   # unchanged -> the factual's exact value; whole numbers
+
+
+def test_goal_relative_directions_are_mirrored_away_from_the_desired_class():
+    s = Schema("g", [FeatureSpec("glucose", better="lower"), FeatureSpec("steps", direction="increase")],
+               desired_class=0)
+    f = pd.Series({"glucose": 150.0, "steps": 10.0})
+    up = pd.Series({"glucose": 170.0, "steps": 10.0})
+    assert constraint_violations(f, up, s, target=0) == ["glucose: may only decrease (150.00 -> 170.00)"]
+    assert constraint_violations(f, up, s, target=1) == []        # towards the other class glucose may rise
+    down = pd.Series({"glucose": 150.0, "steps": 5.0})
+    assert "steps: may only increase" in constraint_violations(f, down, s, target=1)[0]  # absolute stays absolute

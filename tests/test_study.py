@@ -1,13 +1,15 @@
 """`sensecf run --quick`: the whole study end to end on a tiny synthetic cohort, then a resume."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from sensecf.errors import ConfigError
-from sensecf.generators.base import options_for
+from sensecf.generators.options import scoped as options_for
 from sensecf.study import StudyConfig, finetune_base, study_config_from
 
 
@@ -61,6 +63,18 @@ def test_quick_run_end_to_end_and_resume(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "kept benchmark.json" in second.stderr
+    # the run folder is the report's only input: a copy without the data cache, on a "machine" with an empty
+    # sensecf cache, renders every section
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("data", "llm-cache", "report.html", "*.png"))
+    shutil.copy(out / "fig1_classifier_curve.png", copy)
+    shutil.copy(out / "fig7_ratio_sweep.png", copy)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
+    res = subprocess.run([sys.executable, "-m", "sensecf", "report", str(copy)], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (copy / "report.html").read_text()
+    assert "Not run." not in html and "could not build" not in html
 
 
 def test_run_refuses_a_folder_of_another_configuration(tmp_path):

@@ -1,21 +1,43 @@
 """One function run in a separate process, its output in a log file.
 
 `sensecf run` fine-tunes the embedded model this way (one torch thread on one core) while the steps that do not
-need the adapter use the other core. The child is spawned, not forked, so it starts with a clean torch state.
+need the adapter use the other core. The child is spawned, not forked, so it starts with a clean torch state, and
+it dies with its parent (also on kill -9), so it never keeps writing into a run folder nobody owns.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 from .errors import SenseCFError
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-def _run_logged(target, args: tuple, log_path: str) -> None:
+
+def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """SIGTERM this process when its parent dies: prctl(PR_SET_PDEATHSIG) on Linux, and everywhere a watchdog
+    thread that polls the parent pid (which also catches a parent that died before prctl ran)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _run_logged(target, args: tuple, log_path: str, parent_pid: int) -> None:
     """Child entry point: stdout and stderr (file descriptors 1 and 2, so tqdm and warnings too) go to the log."""
+    die_with_parent(parent_pid)
     with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
@@ -39,10 +61,11 @@ class BackgroundJob:
     def __init__(self, name: str, target, args: tuple, log_path: Path):
         self.name, self.log_path = name, Path(log_path)
         self._process = multiprocessing.get_context("spawn").Process(
-            target=_run_logged, args=(target, args, str(self.log_path)), name=name)
+            target=_run_logged, args=(target, args, str(self.log_path), os.getpid()), name=name)
         self.started_at = 0.0  # time.time() at start
 
     def start(self) -> "BackgroundJob":
+        """Start the child; call it from a thread that outlives the job (Linux ties the death signal to it)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.started_at = time.time()
         self._process.start()

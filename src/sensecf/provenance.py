@@ -1,12 +1,10 @@
-"""What every result file records about how it was made: package versions; JSON-safe values, atomic writes."""
+"""What every result file records about how it was made: package versions; JSON-safe values."""
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 
@@ -36,11 +34,3 @@ def json_safe(obj):
     if isinstance(obj, np.integer):
         return int(obj)
     return obj
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON through a temporary file and a rename, so an interrupted run never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)

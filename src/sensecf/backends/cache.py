@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,10 @@ def adapter_fingerprint(adapter_id: str | None) -> str | None:
 class CachedBackend:
     """Wraps a backend; successful completions are stored in ``cache_dir/completions.sqlite`` and reused.
 
-    Failures (exceptions) are never cached. Only prompts, settings and completions are stored — no API keys.
+    Failures (exceptions) are never cached. Only prompts, settings, completions and the seconds a completion took
+    to generate are stored — no API keys. `last_seconds` holds, per chat of the last call, the generation time
+    (for a cached completion: what it cost when it was generated), so reported timings do not depend on the
+    cache.
     """
 
     def __init__(self, inner: TextBackend, cache_dir: str | Path):
@@ -42,6 +46,7 @@ class CachedBackend:
         self.context_length = inner.context_length
         self.hits = 0
         self.misses = 0
+        self.last_seconds: list[float] = []
         self.path = Path(cache_dir).expanduser() / CACHE_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._adapter_hash = adapter_fingerprint(inner.adapter_id)
@@ -74,20 +79,27 @@ class CachedBackend:
         """Cached completions where present; the rest come from the wrapped backend in one call."""
         keys = [self.key(chat, settings) for chat in chats]
         with self._connect() as db:
-            found = {}
+            found, cost = {}, {}
             for k in set(keys):
                 row = db.execute("SELECT completions FROM completions WHERE key = ?", (k,)).fetchone()
                 if row:
-                    found[k] = json.loads(row[0])
+                    stored = json.loads(row[0])
+                    found[k], cost[k] = (stored["completions"], stored["seconds"]) if isinstance(stored, dict) \
+                        else (stored, 0.0)
         results: list[list[str] | Exception | None] = [found.get(k) for k in keys]
+        self.last_seconds = [cost.get(k, 0.0) for k in keys]
         missing = [i for i, r in enumerate(results) if r is None]
         self.hits += len(chats) - len(missing)
         self.misses += len(missing)
         if missing:
+            t0 = time.perf_counter()
             fresh = self.inner.generate([chats[i] for i in missing], settings)
+            share = (time.perf_counter() - t0) / len(missing)
             with self._connect() as db:
                 for i, out in zip(missing, fresh):
                     results[i] = out
+                    self.last_seconds[i] = share
                     if not isinstance(out, Exception):
-                        db.execute("INSERT OR REPLACE INTO completions VALUES (?, ?)", (keys[i], json.dumps(out)))
+                        db.execute("INSERT OR REPLACE INTO completions VALUES (?, ?)",
+                                   (keys[i], json.dumps({"completions": out, "seconds": share})))
         return results  # type: ignore[return-value]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.progress import Progress
+from sensecf.console import progress_bar
 
 from sensecf.backends.base import BackendError, Chat, SamplingSettings
 from sensecf.backends.threads import configure_torch_threads
@@ -118,7 +118,7 @@ class HFBackend:
                 encoded[i] = ids
         order = sorted(encoded, key=lambda i: len(encoded[i]))  # similar lengths together: less padding
         batches = [order[k:k + self.batch_size] for k in range(0, len(order), self.batch_size)]
-        with Progress(disable=not self.progress or len(batches) < 2, transient=True) as bar:
+        with progress_bar(enabled=self.progress and len(batches) >= 2, transient=True) as bar:
             task = bar.add_task(f"generating ({self.model_id})", total=len(batches))
             for b, batch in enumerate(batches):
                 try:
@@ -167,10 +167,10 @@ def generate_shared_prefill(model, padded: dict, n: int, **generate_kwargs):
 
     head_mask = padded["attention_mask"][:, :-1]
     cache = DynamicCache(config=model.config)
-    model(input_ids=padded["input_ids"][:, :-1], attention_mask=head_mask, past_key_values=cache, use_cache=True,
+    model(input_ids=padded["input_ids"][:, :-1], attention_mask=head_mask, cache=cache, use_cache=True,
           position_ids=(head_mask.long().cumsum(-1) - 1).masked_fill(head_mask == 0, 1))
     cache.batch_repeat_interleave(n)
-    return model.generate(**{k: v.repeat_interleave(n, dim=0) for k, v in padded.items()}, past_key_values=cache,
+    return model.generate(**{k: v.repeat_interleave(n, dim=0) for k, v in padded.items()}, cache=cache,
                           **generate_kwargs)
 
 

@@ -1,47 +1,38 @@
-"""Backend specs ("embedded", "embedded:gemma", "hf:PATH", "openai:MODEL") -> TextBackend instances."""
+"""Backend specs -> TextBackend instances."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sensecf.backends.base import TextBackend
+from sensecf.backends.spec import parse_backend_spec
 from sensecf.errors import ConfigError
 
-SPEC_FORMS = ("embedded", "embedded:smollm2", "embedded:gemma", "hf:PATH", "openai:MODEL")
 
-
-def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+def make_backend(spec: str = "embedded", *, base_url: str | None = None, api_key_env: str | None = None,
                  adapter: str | Path | None = None, allow_remote: bool = False, cache_dir: str | Path | None = None,
-                 batch_size: int = 8, concurrency: int | None = None, timeout: float | None = None,
-                 max_retries: int | None = None) -> TextBackend:
-    """Build the backend named by `spec`; wrapped in a CachedBackend when `cache_dir` is given.
+                 batch_size: int = 8, **server: object) -> TextBackend:
+    """Build the backend named by `spec` (backends/spec.py); wrapped in a CachedBackend when `cache_dir` is given.
+    `server` holds further OpenAIBackend arguments (timeout, batch_timeout, max_retries, concurrency, trust_env)."""
+    parsed = parse_backend_spec(spec)
+    if server and parsed.kind != "openai":
+        raise ConfigError(f"{', '.join(sorted(server))} apply to openai: backends only, not {spec!r}")
+    if parsed.kind == "embedded":
+        from sensecf.backends.embedded import EmbeddedBackend
 
-    concurrency, timeout and max_retries apply to `openai:` backends (None = OpenAIBackend's defaults).
-    """
-    kind, _, arg = (spec or "").strip().partition(":")
-    if kind == "embedded":
-        from sensecf.backends.embedded import EMBEDDED_MODELS, EmbeddedBackend
-
-        name = arg or "smollm2"
-        if name not in EMBEDDED_MODELS:
-            raise ConfigError(f"unknown embedded model {name!r} in backend spec {spec!r}; valid forms: "
-                              f"{', '.join(SPEC_FORMS)}")
-        backend: TextBackend = EmbeddedBackend(name, adapter=adapter, batch_size=batch_size)
-    elif kind == "hf" and arg:
+        backend: TextBackend = EmbeddedBackend(parsed.arg, adapter=adapter, batch_size=batch_size)
+    elif parsed.kind == "hf":
         from sensecf.backends.hf import HFBackend
 
-        backend = HFBackend(arg, adapter=adapter, batch_size=batch_size)
-    elif kind == "openai" and arg:
+        backend = HFBackend(parsed.arg, adapter=adapter, batch_size=batch_size)
+    else:
         from sensecf.backends.openai_backend import OpenAIBackend
 
         if adapter:
             raise ConfigError("an adapter cannot be attached to an openai backend; serve it (e.g. vLLM --lora-modules)"
                               " and name it in openai:MODEL")
-        http = {k: v for k, v in (("concurrency", concurrency), ("timeout", timeout), ("max_retries", max_retries))
-                if v is not None}
-        backend = OpenAIBackend(arg, base_url=base_url, api_key_env=api_key_env, allow_remote=allow_remote, **http)
-    else:
-        raise ConfigError(f"unknown backend spec {spec!r}; valid forms: {', '.join(SPEC_FORMS)}")
+        backend = OpenAIBackend(parsed.arg, base_url=base_url, api_key_env=api_key_env, allow_remote=allow_remote,
+                                **server)
     if cache_dir is not None:
         from sensecf.backends.cache import CachedBackend
 

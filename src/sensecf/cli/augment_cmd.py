@@ -9,9 +9,10 @@ import typer
 from rich.console import Console
 
 from ..errors import ConfigError
+from ..locking import FolderLock
 from .app import app
 from .cf_cmd import parse_options
-from .options import DATA_HELP, SCHEMA_HELP, parse_list, split_from_options
+from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, parse_list, split_from_options
 
 
 @app.command()
@@ -27,7 +28,10 @@ def augment(
                                                 "C = both halved."),
     comparators: str = typer.Option("random-oversampling,smote", help="Non-CF comparators ('none' for none)."),
     classifier: str = typer.Option("nn", help="Classifier retrained on every set: nn | lr | rf | gb."),
-    max_factuals: int = typer.Option(60, help="Budget: at most this many factuals per (scenario, seed, method)."),
+    budget: Optional[int] = typer.Option(60, help="Rows added at ratio 100 % are capped at this budget for every "
+                                                  "source (0 = as many as were removed, the paper's setting)."),
+    fraction: float = typer.Option(0.5, help="Share of the halved class(es) removed."),
+    unit: str = typer.Option("auto", help="Reduce by participants (default with a group column) or rows."),
     split_seed: int = typer.Option(0, help="Seed of the data generation and train/test split."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
 ):
@@ -36,15 +40,17 @@ def augment(
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    opts = {"cfnow_time_limit": 5, **parse_options(option), "max_factuals": max_factuals}
+    opts = parse_options(option)
     method_list = parse_list(methods, str, "--methods")
     ratio_list = parse_list(ratios, float, "--ratios")
     scenario_list = parse_list(scenarios, str, "--scenarios")
     comparator_list = [] if comparators.strip().lower() == "none" else parse_list(comparators, str, "--comparators")
-    train, test = split_from_options(data, schema, split_seed)
-    run_augmentation(train, test, method_list, scenarios=tuple(scenario_list), seeds=tuple(range(seeds)),
-                     ratios=tuple(ratio_list), classifier_kind=classifier, out_dir=out, options=opts,
-                     comparators=tuple(comparator_list))
+    check_llm_servers(method_list, opts)
+    with FolderLock(out, "augmentation folder"):
+        train, test = split_from_options(data, schema, split_seed)
+        run_augmentation(train, test, method_list, scenarios=tuple(scenario_list), seeds=tuple(range(seeds)),
+                         ratios=tuple(ratio_list), classifier_kind=classifier, out_dir=out, options=opts,
+                         comparators=tuple(comparator_list), fraction=fraction, budget=budget or None, unit=unit)
     console = Console()
     console.print((out / "table4.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"[bold green]written[/]: {out / 'augmentation.json'}, {out / 'fig7_ratio_sweep.png'}")

@@ -11,8 +11,9 @@ import yaml
 from rich.console import Console
 
 from ..errors import ConfigError, DataError
+from ..locking import FolderLock
 from .app import app
-from .options import DATA_HELP, SCHEMA_HELP
+from .options import DATA_HELP, SCHEMA_HELP, check_llm_servers, exit_if_only_backend_errors
 
 DEFAULT_METHODS = "dice-random,dice-genetic,dice-kdtree,cfnow-greedy,cfnow-random,nice-sparsity,nice-proximity," \
                   "nice-plausibility"
@@ -69,7 +70,8 @@ def benchmark(
     n: int = typer.Option(50, "--n", help="Test instances per class."),
     classifier: str = typer.Option("nn", help="Black-box classifier: nn | lr | rf | gb."),
     seed: int = typer.Option(0, help="Seed of the split, classifier, sampling and methods."),
-    cfnow_time_limit: float = typer.Option(10.0, help="CFNOW seconds per instance (the package default is 120)."),
+    cfnow_time_limit: Optional[float] = typer.Option(None, help="CFNOW seconds per instance (default: option "
+                                                                "cfnow_time_limit, 10; the package's own is 120)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Generator option key=value (repeatable)."),
     backend: Optional[str] = typer.Option(None, help=BACKEND_HELP),
     base_url: Optional[str] = typer.Option(None, help=BASE_URL_HELP),
@@ -78,15 +80,18 @@ def benchmark(
     """Run counterfactual methods on the same test instances; write Table III (per class)."""
     from ..experiments.benchmark import run_benchmark
 
-    opts = {"cfnow_time_limit": cfnow_time_limit, **llm_settings(backend, base_url, allow_remote),
-            **parse_options(option)}
-    train, test = train_test(data, schema, seed)
-    clf = _classifier(classifier, train, seed)
-    run_benchmark(train, test, clf, [m.strip() for m in methods.split(",") if m.strip()], n_per_class=n,
-                  seed=seed, out_dir=out, options=opts)
+    opts = {**({"cfnow_time_limit": cfnow_time_limit} if cfnow_time_limit is not None else {}),
+            **llm_settings(backend, base_url, allow_remote), **parse_options(option)}
+    method_list = [m.strip() for m in methods.split(",") if m.strip()]
+    check_llm_servers(method_list, opts)
+    with FolderLock(out, "benchmark folder"):
+        train, test = train_test(data, schema, seed)
+        clf = _classifier(classifier, train, seed)
+        run_benchmark(train, test, clf, method_list, n_per_class=n, seed=seed, out_dir=out, options=opts)
     console = Console()
     console.print((out / "benchmark.md").read_text(), markup=False, highlight=False)
     console.print(f"[bold green]written[/]: {out / 'benchmark.json'}")
+    exit_if_only_backend_errors(out, method_list)
 
 
 @app.command()
@@ -110,6 +115,7 @@ def explain(
     from ..generators.base import GeneratorContext, build_generator
 
     llm = llm_settings(backend, base_url, allow_remote)
+    check_llm_servers([method], {**llm, **parse_options(option)})
     train, test = train_test(data, schema, seed)
     matches = [i for i in test.frame.index if str(i) == row]
     if not matches:
@@ -119,7 +125,7 @@ def explain(
     factual = test.X.loc[[matches[0]]]
     target = 1 - int(clf.predict(factual)[0])
     gen = build_generator(method, GeneratorContext(train.schema, clf, train.X, train.y, seed,
-                                                   {"cfnow_time_limit": 10, **llm, **parse_options(option)}))
+                                                   {**llm, **parse_options(option)}))
     res = gen.generate(factual, target)
     idx = factual.index[0]
     status, reason = res.status[idx], res.reason[idx]
@@ -134,11 +140,14 @@ def explain(
     view.update({"row": row, "method": method, "status": status, "reason": reason,
                  "narrative": narrative(view, train.schema)})
     if llm_narrative:
-        from ..generators.llm.generator import cached_backend, llm_narrative as write_narrative
+        from ..backends.openai_backend import SERVER_OPTIONS
+        from ..experiments.intervention import llm_narrative as write_narrative
+        from ..generators.base import method_options
+        from ..generators.llm.resources import cached_backend
 
-        opts = {**llm, **parse_options(option)}
-        model = cached_backend(str(opts.get("backend", "embedded")), base_url=opts.get("base_url"),
-                               allow_remote=bool(opts.get("allow_remote", False)))
+        opts = method_options("llm-zero-shot", {**llm, **parse_options(option)})
+        server = {k: getattr(opts, k) for k in SERVER_OPTIONS} if opts.backend.startswith("openai:") else {}
+        model = cached_backend(opts.backend, base_url=opts.base_url, allow_remote=opts.allow_remote, **server)
         view["llm_narrative"] = write_narrative(view, train.schema, model)
     if as_json:
         typer.echo(json.dumps(view, indent=2))

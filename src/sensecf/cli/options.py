@@ -1,4 +1,5 @@
-"""Shared handling of the dataset options (--data/--schema/--seed) and comma-separated lists for CLI commands."""
+"""Shared handling of the dataset options (--data/--schema/--seed), comma-separated lists, the LLM server check
+and the "nothing but backend errors" exit code for CLI commands."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 import typer
+from rich.console import Console
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError
@@ -54,3 +56,32 @@ def parse_list(text: str, cast: Callable[[str], T], option: str) -> list[T]:
     except ValueError:
         raise ConfigError(f"{option}: cannot read {text!r} as a comma-separated list of "
                           f"{getattr(cast, '__name__', 'values')}") from None
+
+
+def check_llm_servers(methods: list[str], options: dict) -> None:
+    """Before any work: the privacy check of every LLM method's server (generators/llm/resources.check_servers)."""
+    from ..generators.llm.resources import check_servers
+
+    check_servers(methods, options)
+
+
+def exit_if_only_backend_errors(out_dir: Path, methods: list[str]) -> None:
+    """Exit code 1, with a one-line summary, when a method found no counterfactual at all (no valid or invalid
+    CF in out_dir/cfs/METHOD.csv) and its failures include backend errors (e.g. its LLM server never answered)."""
+    import pandas as pd
+
+    from ..cf import INVALID, VALID
+
+    failed = {}
+    for method in methods:
+        path = out_dir / "cfs" / f"{method}.csv"
+        if path.exists():
+            table = pd.read_csv(path, usecols=["status", "reason"], dtype=str).fillna("")
+            errors = table["reason"][table["reason"].str.startswith("backend error")]
+            if len(errors) and not table["status"].isin([VALID, INVALID]).any():
+                failed[method] = errors.iloc[0]
+    if failed:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]no counterfactual at all from {', '.join(failed)}:[/] every row failed with backend errors, "
+            f"e.g. {next(iter(failed.values()))} (results: {out_dir})", highlight=False)
+        raise typer.Exit(1)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ..study import Study, study_config_from
 from .app import app
+from .options import check_llm_servers, exit_if_only_backend_errors
 
 
 @app.command()
@@ -36,6 +37,8 @@ def run(
             cfg.options[key] = value
     if allow_remote:
         cfg.options["allow_remote"] = True
+    check_llm_servers(cfg.methods + cfg.aug_methods, cfg.options)
     out = out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     report = Study(cfg, out).run()
     Console().print(f"[bold green]done[/]: {report}")
+    exit_if_only_backend_errors(out, cfg.methods)

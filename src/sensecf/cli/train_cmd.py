@@ -17,7 +17,7 @@ from .app import app
 from .options import data_option, parse_list, schema_option, split_from_options
 
 console = Console()
-METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+METRICS = ("accuracy", "precision", "recall", "f1", "macro_f1", "auc", "ece")
 
 
 def _split_ids(train, test) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def train(
     train_ds, test_ds = split_from_options(data, schema, seed, test_size, participants=participants, days=days)
     console.print(f"[bold]{train_ds.name.removesuffix('-train')}[/]: train {len(train_ds)} rows, "
                   f"test {len(test_ds)} rows")
-    clf = train_classifier(classifier, train_ds.X, train_ds.y, train_ds.schema, seed=seed)
+    clf = train_classifier(classifier, train_ds.X, train_ds.y, train_ds.schema, seed=seed, groups=train_ds.groups)
     scores = {"train": evaluate(clf, train_ds.X, train_ds.y), "test": evaluate(clf, test_ds.X, test_ds.y)}
     out.mkdir(parents=True, exist_ok=True)
     clf.save(out / "model.pkl")
@@ -96,8 +96,8 @@ def curve(
     seed_list = parse_list(seeds, int, "--seeds")
     train_ds, test_ds = split_from_options(data, schema, seed, participants=participants, days=days)
     df = classifier_curve(train_ds, test_ds, kinds=kind_list, fractions=fraction_list, seeds=seed_list, out_dir=out)
-    summary = summarize_curve(df, "f1")
-    table = Table(title="test F1: mean ± 95 % CI half-width over seeds")
+    summary = summarize_curve(df, "macro_f1")
+    table = Table(title="test macro-F1: mean ± 95 % CI half-width over seeds")
     table.add_column("classifier")
     fr = sorted(summary["fraction"].unique(), reverse=True)
     for f in fr:

@@ -72,29 +72,76 @@ def patient_split(ds: Dataset, test_size: float = 0.2, seed: int = 0,
     return train, test
 
 
+REDUCTION_UNITS = ("auto", "participants", "rows")
+
+
+def reduction_unit(ds: Dataset, unit: str = "auto") -> str:
+    """The unit data are reduced by: "participants" (default for data with a group column) or "rows"."""
+    if unit not in REDUCTION_UNITS:
+        raise ConfigError(f"reduction unit must be one of {', '.join(REDUCTION_UNITS)}, got {unit!r}")
+    if unit == "auto":
+        return "participants" if ds.groups is not None else "rows"
+    if unit == "participants" and ds.groups is None:
+        raise ConfigError(f"reduction by participants needs a group column; the schema of {ds.name!r} names none")
+    return unit
+
+
 def _per_class_sample(frame: pd.DataFrame, label: str, counts: dict[int, int], seed: int) -> pd.Index:
     """Row labels of `counts[c]` seeded random rows of each class c, in the frame's row order."""
     chosen = [frame[frame[label] == c].sample(n=n, random_state=seed).index for c, n in counts.items()]
     return frame.index[frame.index.isin(np.concatenate(chosen))]
 
 
-def subsample_fraction(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
-    """A stratified, seeded share of the rows (each class keeps round(fraction * n), at least 1); row order kept."""
+def _participant_sample(frame: pd.DataFrame, label: str, groups: pd.Series, counts: dict[int, int],
+                        seed: int) -> pd.Index:
+    """Row labels of whole participants' class-c rows, participants drawn in a seeded order until the count is
+    closest to `counts[c]` (a participant's rows of a class are never split)."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c, n in counts.items():
+        rows = frame.index[frame[label] == c]
+        per = groups.loc[rows].astype(str)
+        sizes = per.value_counts()
+        order = sizes.index[rng.permutation(len(sizes))]
+        total, picked = 0, []
+        for pid in order:
+            if abs(total + sizes[pid] - n) > abs(total - n):
+                if total >= n:
+                    break
+                continue
+            picked.append(pid)
+            total += sizes[pid]
+        chosen.append(rows[per.isin(picked).to_numpy()])
+    return frame.index[frame.index.isin(np.concatenate(chosen))] if chosen else frame.index[:0]
+
+
+def subsample_fraction(ds: Dataset, fraction: float, seed: int = 0, unit: str = "rows") -> Dataset:
+    """A seeded share of the data, row order kept: by "rows" (stratified; each class keeps round(fraction * n),
+    at least 1) or by "participants" (round(fraction * participants) whole participants, at least 2)."""
     if not 0 < fraction <= 1:
         raise ConfigError(f"fraction must lie in (0, 1], got {fraction}")
+    unit = reduction_unit(ds, unit)
+    if unit == "participants":
+        groups = ds.groups.astype(str)
+        people = np.sort(groups.unique())
+        keep = np.random.default_rng(seed).permutation(people)[:max(2, round(fraction * len(people)))]
+        idx = ds.frame.index[groups.isin(keep).to_numpy()]
+        return ds.subset(idx, f"{ds.name}-{fraction:.0%}-participants")
     counts = ds.y.value_counts().sort_index()
     keep = {int(c): max(1, round(fraction * n)) for c, n in counts.items()}
     idx = _per_class_sample(ds.frame, ds.schema.label, keep, seed)
     return ds.subset(idx, f"{ds.name}-{fraction:.0%}")
 
 
-def scarcity_scenario(train: Dataset, scenario: str, fraction: float = 0.5,
-                      seed: int = 0) -> tuple[Dataset, Dataset]:
+def scarcity_scenario(train: Dataset, scenario: str, fraction: float = 0.5, seed: int = 0,
+                      unit: str = "rows") -> tuple[Dataset, Dataset]:
     """Simulate label scarcity on the training set; returns (reduced, removed).
 
-    A: round(fraction * n1) rows of class 1 removed; B: the same for class 0; C: both. Rows are removed at
-    random (seeded, by rows, not by participant). Each class is drawn with the same seed, so C removes exactly
-    the union of what A and B remove.
+    A: about `fraction` of the class-1 rows removed; B: the same for class 0; C: both. By "rows": seeded random
+    rows, exactly round(fraction * n) of a class, the same seed for each class, so C removes exactly the union of
+    what A and B remove. By "participants": the class's rows of whole participants (drawn in a seeded order)
+    until the removed count is closest to fraction * n, so no participant's rows of that class are split —
+    fewer labelled people, as scarcity happens in studies.
     """
     key = str(scenario).strip().upper()
     if key not in SCENARIOS:
@@ -102,17 +149,22 @@ def scarcity_scenario(train: Dataset, scenario: str, fraction: float = 0.5,
                           + ", ".join(f"{k} ({v})" for k, v in SCENARIO_TEXT.items()))
     if not 0 < fraction < 1:
         raise ConfigError(f"the removed fraction must lie strictly between 0 and 1, got {fraction}")
+    unit = reduction_unit(train, unit)
     counts = train.y.value_counts()
     remove = {c: round(fraction * int(counts.get(c, 0))) for c in SCENARIOS[key]}
-    for c, n in remove.items():
-        if int(counts.get(c, 0)) - n < 1:
+    if unit == "participants":
+        idx = _participant_sample(train.frame, train.schema.label, train.groups, remove, seed)
+    else:
+        idx = _per_class_sample(train.frame, train.schema.label, remove, seed)
+    removed = train.subset(idx, f"{train.name}-removed-{key}")
+    for c in SCENARIOS[key]:
+        if int(counts.get(c, 0)) - int((removed.y == c).sum()) < 1:
             raise DataError(f"scenario {key} would leave no row of class {c} ({int(counts.get(c, 0))} rows)",
                             file=train.name, column=train.schema.label)
-    idx = _per_class_sample(train.frame, train.schema.label, remove, seed)
-    removed = train.subset(idx, f"{train.name}-removed-{key}")
     reduced = train.subset(train.frame.index.difference(idx, sort=False), f"{train.name}-scenario-{key}")
-    note = (f"scarcity scenario {key} ({SCENARIO_TEXT[key]}): removed "
-            + ", ".join(f"{n} of class {c}" for c, n in remove.items()) + f" ({fraction:.0%}, seed {seed})")
+    note = (f"scarcity scenario {key} ({SCENARIO_TEXT[key]}, by {unit}): removed "
+            + ", ".join(f"{int((removed.y == c).sum())} of class {c}" for c in SCENARIOS[key])
+            + f" ({fraction:.0%}, seed {seed})")
     reduced.notes.append(note)
     removed.notes.append(note)
     return reduced, removed

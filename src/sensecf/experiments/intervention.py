@@ -1,11 +1,21 @@
-"""Table II: one patient's counterfactual as an intervention — what changes, by how much, and what the model
-then predicts. Every sentence of the narrative is filled from the numbers of the view."""
+"""Table II: one patient's counterfactual as an intervention — what changes (visible at display precision), by how
+much, and what the model then predicts. Every sentence of the narrative is filled from the numbers of the view;
+an LLM-written narrative is kept only when every number it states is one of the view's."""
 
 from __future__ import annotations
 
+import math
+import re
+
 import pandas as pd
 
-from ..generators.constraints import changed_features
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.base import Chat, SamplingSettings, TextBackend
+from ..cf import FeatureScale, Verifier
+from ..cf.constraints import changed_mask, changed_features
 from ..schema import Schema
 
 
@@ -45,6 +55,50 @@ def intervention_view(factual: pd.Series, cf_row: pd.Series, classifier, schema:
     }
 
 
+def choose_example(run_dir: Path, methods: list[str], test_X: pd.DataFrame, train_X: pd.DataFrame, classifier,
+                   schema: Schema) -> dict:
+    """The study's Table II example: among every method's valid CFs (cfs/<method>.csv, re-verified) towards the
+    desired class (class 0 when the schema names none), the most actionable one — only actionable features
+    changed first, then the lowest actionability-weighted cost, then the fewest changes — as an intervention
+    view with its method, row and narrative; a note when there is none."""
+    from .benchmark import DamagedFile, _read_cf_table
+
+    goal = schema.desired_class if schema.desired_class is not None else 0
+    scale, verifier = FeatureScale(schema, schema.coerce(train_X)), Verifier(schema, classifier)
+    test_by_id = {str(i): i for i in test_X.index}
+    best = None
+    for method in methods:
+        path = Path(run_dir) / "cfs" / f"{method}.csv"
+        if not path.exists():
+            continue
+        try:
+            table = _read_cf_table(path, schema)
+        except DamagedFile:
+            continue
+        table = table[(table["status"] == "valid") & (table["target"] == goal)
+                      & table["factual_id"].astype(str).isin(test_by_id)]
+        if table.empty:
+            continue
+        facts = schema.coerce(test_X.loc[[test_by_id[str(i)] for i in table["factual_id"]]])
+        verdicts = verifier.check(facts, table[schema.feature_names], [goal] * len(table))
+        changed = changed_mask(facts, verdicts.cfs, schema).to_numpy()
+        actionable = np.array([schema[c].actionable for c in schema.feature_names])
+        only = ~(changed & ~actionable).any(axis=1)
+        cost = scale.cost(facts, verdicts.cfs)
+        for k in np.flatnonzero(verdicts.valid):
+            key = (not only[k], float(cost[k]), int(changed[k].sum()))
+            if best is None or key < best[0]:
+                best = (key, method, facts.index[k], facts.iloc[k], verdicts.cfs.iloc[k])
+    if best is None:
+        return {"note": f"no valid counterfactual towards {schema.label_names.get(goal, goal)!r} in the benchmark",
+                "benchmark_methods": list(methods)}
+    (not_only, cost, _), method, row_id, factual, cf = best
+    view = intervention_view(factual, cf, classifier, schema)
+    view.update({"method": method, "row": str(row_id), "actionable_only": not not_only, "cost": cost,
+                 "narrative": narrative(view, schema)})
+    return view
+
+
 def _change_text(c: dict) -> str:
     unit = f" {c['unit']}" if c["unit"] else ""
     if c["direction"] == "change":
@@ -55,14 +109,14 @@ def _change_text(c: dict) -> str:
 
 
 def narrative(view: dict, schema: Schema) -> str:
-    """Short Table II-style text: condition, suggested changes, why — built only from the view's numbers."""
+    """Table II-style text (Condition / Intervention / Why) — built only from the view's numbers."""
     b, a = view["class_before"], view["class_after"]
     p_before, p_after = view["proba_before"][b], view["proba_after"][a]
     lines = [f"Condition: the model predicts '{view['label_before']}' (probability {p_before:.3f})."]
     if not view["changes"]:
-        lines.append("Suggested changes: none — the counterfactual equals the current values.")
+        lines.append("Intervention: none — the counterfactual equals the current values.")
     else:
-        lines.append("Suggested changes: " + "; ".join(_change_text(c) for c in view["changes"]) + ".")
+        lines.append("Intervention: " + "; ".join(_change_text(c) for c in view["changes"]) + ".")
     if a != b:
         lines.append(f"Why: with these changes the model predicts '{view['label_after']}' "
                      f"(probability {p_after:.3f}); {', '.join(view['fixed']) or 'no feature'} stay as they are.")
@@ -88,3 +142,54 @@ def format_text(view: dict) -> str:
     lines.append(f"prediction: {view['label_before']} (p={view['proba_before'][view['class_before']]:.3f}) -> "
                  f"{view['label_after']} (p={view['proba_after'][view['class_after']]:.3f})")
     return "\n".join(lines)
+
+
+# ---- LLM-written narrative (kept only when every number matches the view) ----------------------------------
+_NUM = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?")
+
+
+def _view_numbers(view: dict) -> list[float]:
+    vals = []
+    for text in [*view["factual"].values(), *view["counterfactual"].values()]:
+        vals += [float(x) for x in _NUM.findall(str(text))]
+    for c in view["changes"]:
+        vals += [abs(c["change"])] if c.get("change") is not None else []
+        vals += [abs(c["percent"])] if c.get("percent") is not None else []
+    probs = [*view["proba_before"], *view["proba_after"]]
+    return vals + probs + [100 * p for p in probs] + [0.0, 1.0, 2.0, 100.0]
+
+
+def narrative_chat(view: dict, schema: Schema) -> Chat:
+    """Chat asking for a three-line Table II narrative built only from the view's numbers."""
+    changes = "\n".join(f"- {c['label']}: {c['from']} -> {c['to']}" + (f" {c['unit']}" if c["unit"] else "")
+                        for c in view["changes"]) or "- none"
+    b, a = view["class_before"], view["class_after"]
+    user = (f"A model predicts \"{view['label_before']}\" for a patient (probability "
+            f"{view['proba_before'][b]:.2f}). A counterfactual changes:\n{changes}\n"
+            f"After the changes the model predicts \"{view['label_after']}\" (probability "
+            f"{view['proba_after'][a]:.2f}). Fixed: {', '.join(view['fixed']) or 'none'}.\n"
+            "Write exactly three short lines for a clinician, using only the numbers above:\n"
+            "Condition: ...\nIntervention: ...\nWhy: ...")
+    return [{"role": "system", "content": "You are a clinician who explains model-based recommendations "
+             "briefly and faithfully."}, {"role": "user", "content": user}]
+
+
+def llm_narrative(view: dict, schema: Schema, backend: TextBackend, max_new_tokens: int = 160) -> str | None:
+    """An LLM-written Condition / Intervention / Why narrative for an intervention view, or None when the
+    backend fails, the three lines are missing, or the text states a number that is not in the view."""
+    out = backend.generate([narrative_chat(view, schema)], SamplingSettings(max_new_tokens=max_new_tokens))[0]
+    if isinstance(out, Exception) or not out or not out[0].strip():
+        return None
+    text = out[0].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    heads = ("condition:", "intervention:", "why:")
+    picked = [next((ln for ln in lines if ln.lower().lstrip("*- ").startswith(h)), None) for h in heads]
+    if any(p is None for p in picked):
+        return None
+    allowed = _view_numbers(view)
+    for p in picked:
+        for x in _NUM.findall(p):
+            v = abs(float(x))
+            if not any(math.isclose(v, a, rel_tol=0.02, abs_tol=0.011) for a in allowed):
+                return None
+    return "\n".join(p.lstrip("*- ") for p in picked)

@@ -44,6 +44,9 @@ class FinetuneConfig:
     prompt_style: str = "paper"
     target_min_proba: float = 0.5
     target_policy: str = "neighbour"
+    distill_rounds: int = 0
+    distill_factuals: int = 200
+    distill_steps: int | None = None
     cpu: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -63,7 +66,7 @@ class FinetuneConfig:
         """Raise ConfigError naming the first bad field."""
         positive_int = ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_length", "eval_steps", "save_steps",
                         "logging_steps")
-        optional_positive_int = ("max_steps", "threads", "max_pairs", "max_eval_pairs")
+        optional_positive_int = ("max_steps", "threads", "max_pairs", "max_eval_pairs", "distill_steps")
 
         def bad(name, why):
             raise ConfigError(f"{source}: field {name!r} {why}, got {getattr(self, name)!r}")
@@ -74,6 +77,10 @@ class FinetuneConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(name, "must be a positive integer" + (" or null" if name in optional_positive_int else ""))
+        for name in ("distill_rounds", "distill_factuals"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                bad(name, "must be a whole number >= 0")
         for name, lo, hi in (("lora_dropout", 0, 1), ("val_fraction", 0, 1), ("warmup_ratio", 0, 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v < hi:

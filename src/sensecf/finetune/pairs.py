@@ -8,7 +8,7 @@ class; a CF must reach p(target) >= `min_proba` (0.5 = just flip; higher asks fo
 Policy "neighbour" (the paper-style default):
 1. Candidates = training rows with x's immutable values and p(target) >= `min_proba`, ordered by the paper's
    distance (L2 of min-max-normalised numeric differences + categorical Hamming). Each is projected onto x's
-   constraints (generators/constraints.project_to_constraints: immutables kept, forbidden directions undone,
+   constraints (cf/constraints.project_to_constraints: immutables kept, forbidden directions undone,
    clinical bounds), so every CF value comes from a real row (plausible).
 2. For each of the `neighbours` nearest candidates, the smallest subset of its feature changes that still
    reaches the target is found: exhaustively over all subsets (by size, then distance) when it changes at most
@@ -17,14 +17,18 @@ Policy "neighbour" (the paper-style default):
    the prediction staying at the target (minimal).
 3. The CF with the fewest changes (then the smallest distance) over these neighbours is kept.
 
-Policy "grid" (the CPU default, for small models): single changes on a grid — each mutable numeric feature
-moved by 1-10 whole multiples of a round step (1, 2 or 5 x 10^k, about 1/10 of its 1-99 % training range;
-allowed direction; within the clinical bounds and the training range, so plausible), each other level of a mutable categorical. Features are ranked per target
+Policy "grid": single changes on a grid — each mutable numeric feature moved by 1-10 whole multiples of a round
+step (1, 2 or 5 x 10^k, about 1/10 of its 1-99 % training range; allowed direction; within the clinical bounds
+and the training range, so plausible), each other level of a mutable categorical. Features are ranked per target
 class by how many training factuals (a seeded sample of 200) one of their grid changes moves to that class;
 the CF is the smallest grid change of the highest-ranked feature that reaches the target, and x's
-nearest-neighbour CF (above) when no single change does. The answers then come from a small vocabulary of
-edits ("REM sleep %: +4.0") whose feature is predictable from the wanted class and whose size depends on
-the instance: measured, 120 CPU steps teach SmolLM2-135M this, not the per-instance choice among features.
+nearest-neighbour CF (above) when no single change does. This teaches the classifier's easiest lever (on the
+default data: REM sleep), not the patient's.
+
+Policy "actionable" (the CPU default): the same grid, but the CF is the single grid change of lowest
+actionability-weighted size (weight x range-normalised change: steps before glucose before sleep), else the
+cheapest pair of changes of two actionable features, else the nearest-neighbour CF. The answers are small,
+patient-actionable edits ("Mean steps: +4.0"); the calibration step (generators/calibration.py) decides how far.
 
 Factuals for which no candidate yields a valid CF are skipped and counted in `stats["skipped"]` by reason.
 The pair is rendered in the requested prompt style (generators/llm/prompt.py): the whole instance ("paper")
@@ -38,18 +42,19 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 
 from ..data.dataset import Dataset
 from ..errors import ConfigError, DataError
-from ..generators.constraints import changed_features, constraint_violations, project_to_constraints
+from ..cf.constraints import changed_features, constraint_violations, project_to_constraints
+from ..cf.distance import FeatureScale
+from ..console import progress_bar
 from ..generators.llm.prompt import build_chat, render_answer
 from ..schema import Schema
 
 NO_NEIGHBOUR = "no training row of the target class shares the immutable values"
 NO_VALID = "no constrained neighbour change reaches the target class"
-POLICIES = ("neighbour", "grid")
+POLICIES = ("neighbour", "grid", "actionable")
 GRID_MULTIPLES, GRID_DIVISIONS = 10, 10
 
 
@@ -68,23 +73,6 @@ def display_values(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         out[f.name] = out[f.name].astype(str) if f.is_categorical else \
             out[f.name].map(lambda v, f=f: float(f.format_value(v)))
     return out
-
-
-class _Distance:
-    """The paper's distance (metrics.pairwise_distance) with the training ranges computed once."""
-
-    def __init__(self, X_ref: pd.DataFrame, schema: Schema):
-        lo, hi = X_ref[schema.continuous].min(), X_ref[schema.continuous].max()
-        self.width = (hi - lo).where(hi - lo > 0, 1.0).to_numpy(float)
-        self.num, self.cat = schema.continuous, schema.categorical
-
-    def __call__(self, factual: pd.Series, rows: pd.DataFrame) -> np.ndarray:
-        a = factual[self.num].to_numpy(float) / self.width
-        b = rows[self.num].to_numpy(float) / self.width
-        d = np.sqrt(((b - a) ** 2).sum(axis=1))
-        for c in self.cat:
-            d += rows[c].astype(str).to_numpy() != str(factual[c])
-        return d
 
 
 def _apply(factual: pd.Series, source: pd.Series, masks: np.ndarray, features: list[str]) -> pd.DataFrame:
@@ -124,15 +112,15 @@ def _greedy(factual, source, changed, classifier, target, min_proba) -> pd.Serie
 
 
 def target_counterfactual(factual: pd.Series, target: int, candidates: pd.DataFrame, classifier, schema: Schema,
-                          distance: _Distance, neighbours: int = 3, exhaustive_up_to: int = 10,
+                          scale: FeatureScale, neighbours: int = 3, exhaustive_up_to: int = 10,
                           min_proba: float = 0.5) -> pd.Series | None:
     """The minimal CF of `factual` reaching p(target) >= `min_proba`, built from its nearest target-class
     `candidates` (display space)."""
     if candidates.empty:
         return None
     sources = []
-    for pos in np.argsort(distance(factual, candidates), kind="stable")[:neighbours]:
-        source = project_to_constraints(factual, candidates.iloc[pos], schema)
+    for pos in np.argsort(scale.distance_from(factual, candidates), kind="stable")[:neighbours]:
+        source = project_to_constraints(factual, candidates.iloc[pos], schema, target)
         changed = changed_features(factual, source, schema)
         if changed:
             sources.append((source, changed))
@@ -152,7 +140,7 @@ def target_counterfactual(factual: pd.Series, target: int, candidates: pd.DataFr
     if rows.empty:
         return None
     n_changed = [len(changed_features(factual, r, schema)) for _, r in rows.iterrows()]
-    best = np.lexsort((distance(factual, rows), n_changed))[0]
+    best = np.lexsort((scale.distance_from(factual, rows), n_changed))[0]
     return rows.iloc[best].rename(factual.name)
 
 
@@ -172,7 +160,7 @@ def grid_steps(X: pd.DataFrame, schema: Schema, divisions: int = GRID_DIVISIONS)
 
 
 def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], support: dict[str, tuple[float, float]],
-                multiples: int = GRID_MULTIPLES) -> tuple[list[pd.Series], list[str], list[float]]:
+                target: int, multiples: int = GRID_MULTIPLES) -> tuple[list[pd.Series], list[str], list[float]]:
     """Every single change on the grid inside the clinical bounds and the training range `support` (so a CF
     stays plausible): (rows, changed feature, range-normalised size)."""
     rows, names, sizes = [], [], []
@@ -186,7 +174,8 @@ def _grid_moves(factual: pd.Series, schema: Schema, steps: dict[str, float], sup
             width = max(hi - lo, 1e-12)
             lo = lo if f.bounds[0] is None else max(lo, f.bounds[0])
             hi = hi if f.bounds[1] is None else min(hi, f.bounds[1])
-            signs = {"increase": (1,), "decrease": (-1,)}.get(f.direction, (1, -1))
+            way = f.allowed_direction(target, schema.desired_class)
+            signs = {"increase": (1,), "decrease": (-1,)}.get(way, (1, -1))
             moves = [(float(f.format_value(float(factual[f.name]) + s * k * steps[f.name])),
                       k * steps[f.name] / width) for s in signs for k in range(1, multiples + 1)]
             moves = [(v, size) for v, size in moves if lo <= v <= hi]
@@ -208,7 +197,7 @@ def reliable_features(X: pd.DataFrame, current: pd.Series, classifier, schema: S
     pool = pool.sample(min(sample, len(pool)), random_state=seed)
     hits: dict[str, int] = {}
     for _, factual in pool.iterrows():
-        rows, names, _ = _grid_moves(factual, schema, steps, support)
+        rows, names, _ = _grid_moves(factual, schema, steps, support, target)
         if rows:
             flipped = classifier.predict_proba(pd.DataFrame(rows))[:, target] >= 0.5
             for name in {n for n, ok in zip(names, flipped) if ok}:
@@ -222,7 +211,7 @@ def grid_counterfactual(factual: pd.Series, target: int, classifier, schema: Sch
                         ) -> pd.Series | None:
     """The smallest grid change (module docstring, policy "grid") reaching p(target) >= `min_proba` of the first
     feature in `order` that has one, or None."""
-    rows, names, sizes = _grid_moves(factual, schema, steps, support)
+    rows, names, sizes = _grid_moves(factual, schema, steps, support, target)
     if not rows:
         return None
     proba = classifier.predict_proba(pd.DataFrame(rows))[:, target]
@@ -231,6 +220,36 @@ def grid_counterfactual(factual: pd.Series, target: int, classifier, schema: Sch
         return None
     rank = {n: i for i, n in enumerate(order)}
     return rows[min(ok, key=lambda i: (rank.get(names[i], len(rank)), sizes[i]))]  # first of ties
+
+
+def actionable_counterfactual(factual: pd.Series, target: int, classifier, schema: Schema, steps: dict[str, float],
+                              support: dict[str, tuple[float, float]], min_proba: float = 0.5) -> pd.Series | None:
+    """The minimal-cost grid CF (module docstring, policy "actionable"): among the single grid changes reaching
+    p(target) >= `min_proba`, the one of lowest actionability-weighted size (steps before glucose before sleep);
+    if no single change does, the cheapest pair of changes of two actionable features; else None."""
+    rows, names, sizes = _grid_moves(factual, schema, steps, support, target)
+    if not rows:
+        return None
+    cost = np.array([schema[n].weight * s for n, s in zip(names, sizes)])
+    ok = classifier.predict_proba(pd.DataFrame(rows))[:, target] >= min_proba
+    if ok.any():
+        return rows[min(np.flatnonzero(ok), key=lambda i: (cost[i], sizes[i]))]
+    by_feature: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        if schema[n].actionable and not schema[n].is_categorical:
+            by_feature.setdefault(n, []).append(i)
+    combos, combo_cost = [], []
+    for f1, f2 in combinations(sorted(by_feature), 2):
+        for i in by_feature[f1]:
+            for j in by_feature[f2]:
+                row = rows[i].copy()
+                row[f2] = rows[j][f2]
+                combos.append(row)
+                combo_cost.append(float(np.hypot(cost[i], cost[j])))
+    if not combos:
+        return None
+    ok = classifier.predict_proba(pd.DataFrame(combos))[:, target] >= min_proba
+    return combos[min(np.flatnonzero(ok), key=lambda i: combo_cost[i])] if ok.any() else None
 
 
 def _split(pairs: list[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -282,9 +301,9 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     order = X.index[rng.permutation(len(X))]
     rank = current.loc[order].groupby(current.loc[order]).cumcount()
     order = rank.sort_values(kind="stable").index  # alternate the two classes, seeded within each
-    distance = _Distance(X, schema)
+    scale = FeatureScale(schema, X)
     pool = {(k, c): X.loc[(key == k) & (current == c) & confident[c]] for k, c in set(zip(key, current))}
-    steps = grid_steps(X, schema) if policy == "grid" else {}
+    steps = grid_steps(X, schema) if policy in ("grid", "actionable") else {}
     support = {c: (float(X[c].min()), float(X[c].max())) for c in steps}
     orders = {t: reliable_features(X, current, classifier, schema, steps, support, t, seed=seed)
               for t in (0, 1)} if policy == "grid" else {}
@@ -293,7 +312,7 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
     by_policy = dict.fromkeys(POLICIES, 0)
     skipped = {NO_NEIGHBOUR: 0, NO_VALID: 0}
     considered = 0
-    with Progress(disable=not progress, transient=True) as bar:
+    with progress_bar(enabled=progress, transient=True) as bar:
         task = bar.add_task("building fine-tuning pairs", total=max_pairs or len(order))
         for idx in order:
             if max_pairs is not None and len(pairs) >= max_pairs:
@@ -301,19 +320,22 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
             considered += 1
             factual, cur = X.loc[idx], int(current[idx])
             target = 1 - cur
-            cf = grid_counterfactual(factual, target, classifier, schema, steps, support, orders[target],
-                                     min_proba) if policy == "grid" else None
-            used = "grid"
+            cf, used = None, policy
+            if policy == "grid":
+                cf = grid_counterfactual(factual, target, classifier, schema, steps, support, orders[target],
+                                         min_proba)
+            elif policy == "actionable":
+                cf = actionable_counterfactual(factual, target, classifier, schema, steps, support, min_proba)
             if cf is None:
                 used = "neighbour"
                 candidates = pool.get((key[idx], target), X.iloc[:0])
                 if candidates.empty:
                     skipped[NO_NEIGHBOUR] += 1
                     continue
-                cf = target_counterfactual(factual, target, candidates, classifier, schema, distance, neighbours,
+                cf = target_counterfactual(factual, target, candidates, classifier, schema, scale, neighbours,
                                            min_proba=min_proba)
             p_target = None if cf is None else float(classifier.predict_proba(cf.to_frame().T)[0, target])
-            if cf is None or p_target < min_proba or constraint_violations(factual, cf, schema):
+            if cf is None or p_target < min_proba or constraint_violations(factual, cf, schema, target):
                 skipped[NO_VALID] += 1
                 continue
             by_policy[used] += 1
@@ -326,7 +348,9 @@ def build_pairs(train: Dataset, classifier, schema: Schema | None = None, seed: 
                           "group": None if groups is None else str(groups[idx])})
             bar.update(task, completed=len(pairs) if max_pairs else considered)
     stats = {"factuals_considered": considered, "pairs": len(pairs), "skipped": skipped, "policy": policy,
-             "pairs_by_policy": by_policy, **({"grid_steps": steps, "grid_order": orders} if steps else {}),
+             "pairs_by_policy": by_policy, **({"grid_steps": steps} if steps else {}),
+             **({"grid_order": orders} if orders else {}),
+             "pairs_changing": pd.Series([c for p in pairs for c in p["changed"]]).value_counts().to_dict(),
              "pairs_by_target": {t: sum(p["target"] == t for p in pairs) for t in (0, 1)}}
     tr, va = _split(pairs, val_fraction, seed)
     stats.update(train_pairs=len(tr), val_pairs=len(va))

@@ -1,18 +1,16 @@
-"""DiCE, CFNOW and NICE behind the generator protocol, through their real packages.
+"""DiCE, CFNOW and NICE behind the generator contract, through their real packages.
 
-Every method sees the same schema constraints (immutables, allowed directions, clinical bounds):
+Every method sees the same schema constraints (immutables, allowed directions towards the factual's target,
+clinical bounds):
 - DiCE: `features_to_vary` = mutable features, `permitted_range` = training range ∩ clinical bounds ∩ the
   allowed direction from each factual.
 - CFNOW has no such options: its predict_proba scores any candidate that violates a constraint as the factual's
   class, so the search never accepts it.
 - NICE: its nearest unlike neighbour is chosen among training rows projected onto the constraints (immutables set
   to the factual's values, forbidden directions undone), so every feature-wise step towards it is allowed.
-Whatever a package returns is then projected onto the constraints if needed (extra column `projected`) and
-re-verified with the classifier. Per-row problems (bad input, package exceptions, no CF) never raise.
-
-Options (GeneratorContext.options): `dice_total_cfs` (1), `dice_sample_size` (1000, dice-random),
-`dice_max_iterations` (100, dice-genetic), `cfnow_time_limit` (10 s; the package default is 120 s),
-`cfnow_it_max` (1000), `nice_justified` (True).
+Whatever a package returns is projected onto the constraints if needed (extra column `projected`) and then
+verified like every method's output (CFMethod). Per-row problems (package exceptions, no CF) never raise.
+Options: generators/options.py (DiceOptions, CfnowOptions, NiceOptions).
 """
 
 from __future__ import annotations
@@ -27,154 +25,73 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from ..schema import Schema
-from .base import FAILED, INVALID, VALID, CFResult, GeneratorContext, as_target_series, register
-from .constraints import DEFAULT_TOLERANCE, constraint_violations, project_to_constraints
-
-
-def training_ranges(X: pd.DataFrame, schema: Schema) -> dict[str, tuple[float, float]]:
-    """Observed (min, max) of each numeric feature in the training data."""
-    return {c: (float(X[c].min()), float(X[c].max())) for c in schema.continuous}
-
-
-def input_problem(row: pd.Series, schema: Schema, train_levels: dict[str, set]) -> str:
-    """Why a factual row cannot be explained ("" when it can): missing values or unseen categories."""
-    for f in schema.features:
-        v = row.get(f.name)
-        if v is None or (not f.is_categorical and pd.isna(pd.to_numeric(v, errors="coerce"))) or \
-                (f.is_categorical and pd.isna(v)):
-            return f"missing value in {f.name}"
-        if f.is_categorical and str(v) not in train_levels[f.name]:
-            return f"category {v!r} of {f.name} not seen in training"
-    return ""
+from ..cf.constraints import constraint_violations, project_to_constraints, violation_mask
+from .base import CFMethod, GeneratorContext, Proposal, register
+from .options import CfnowOptions, DiceOptions, NiceOptions
 
 
 class NoCounterfactual(Exception):
     """Raised by a wrapper when its package ran but returned no counterfactual; the message is the reason."""
 
 
-class BaselineGenerator:
-    """Shared per-row loop: input checks, timing, exception capture, projection and re-verification."""
+class BaselineGenerator(CFMethod):
+    """Per-row loop shared by the package wrappers: timing, exception capture and projection."""
 
-    name = "baseline"
+    extra_defaults = {"projected": False}
 
-    def __init__(self, context: GeneratorContext):
-        self.ctx = context
-        self.schema = context.schema
-        self.clf = context.classifier
-        self.options = dict(context.options or {})
-        self.X_train = context.X_train[self.schema.feature_names].copy()
-        for c in self.schema.categorical:
-            self.X_train[c] = self.X_train[c].astype(str)
-        self.y_train = pd.Series(np.asarray(context.y_train).astype(int), index=self.X_train.index)
-        self.ranges = training_ranges(self.X_train, self.schema)
-        self.train_levels = {c: set(self.X_train[c]) for c in self.schema.categorical}
-
-    # --- to implement ----------------------------------------------------------------------------
     def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
         """One CF (schema feature values) for one factual, or None when the package found none."""
         raise NotImplementedError
 
-    # --- shared ------------------------------------------------------------------------------------
-    def _clean(self, df: pd.DataFrame, round_integers: bool = True) -> pd.DataFrame:
-        """Schema columns with canonical dtypes; integer features of candidates rounded (before verification)."""
-        out = df[self.schema.feature_names].copy()
-        for f in self.schema.features:
-            if f.is_categorical:
-                out[f.name] = out[f.name].astype(str)
-            else:
-                out[f.name] = pd.to_numeric(out[f.name], errors="coerce").astype(float)
-                if round_integers and f.kind == "integer":
-                    out[f.name] = out[f.name].round()
-        return out
-
-    def violation_mask(self, factual: pd.Series, cands: pd.DataFrame) -> np.ndarray:
+    def violation_mask(self, factual: pd.Series, cands: pd.DataFrame, target: int) -> np.ndarray:
         """Vectorised: True for candidate rows that break an immutable, a direction, a bound or a level."""
-        bad = np.zeros(len(cands), dtype=bool)
-        for f in self.schema.features:
-            col = cands[f.name]
-            if f.is_categorical:
-                s = col.astype(str).to_numpy()
-                bad |= ~np.isin(s, f.levels)
-                if f.immutable:
-                    bad |= s != str(factual[f.name])
-                continue
-            v = col.astype(float).to_numpy()
-            x = float(factual[f.name])
-            lo_r, hi_r = self.ranges.get(f.name, (0.0, 1.0))
-            tol = DEFAULT_TOLERANCE * max(hi_r - lo_r, 1e-12)
-            bad |= np.isnan(v)
-            if f.immutable:
-                bad |= np.abs(v - x) > tol
-            if f.direction == "increase":
-                bad |= v < x - tol
-            elif f.direction == "decrease":
-                bad |= v > x + tol
-            lo, hi = f.bounds
-            if lo is not None:
-                bad |= v < lo - 1e-9
-            if hi is not None:
-                bad |= v > hi + 1e-9
-        return bad
+        return violation_mask(factual, cands, self.schema, target)
 
-    def generate(self, factuals: pd.DataFrame, target) -> CFResult:
-        """One CF per factual row; see the module docstring for how constraints are enforced."""
-        facts = factuals[self.schema.feature_names].copy()
-        targets = as_target_series(target, facts.index)
-        cfs = pd.DataFrame(np.nan, index=facts.index, columns=self.schema.feature_names, dtype=object)
-        status = pd.Series(FAILED, index=facts.index, dtype=object)
-        reason = pd.Series("", index=facts.index, dtype=object)
-        proba = pd.Series(np.nan, index=facts.index, dtype=float)
-        seconds = pd.Series(0.0, index=facts.index, dtype=float)
-        projected = pd.Series(False, index=facts.index, dtype=bool)
-        for idx in range(len(facts)):  # positions: factual labels may repeat
+    def propose(self, factuals: pd.DataFrame, current: np.ndarray, targets: np.ndarray) -> Proposal:
+        n = len(factuals)
+        cfs = pd.DataFrame(np.nan, index=factuals.index, columns=self.schema.feature_names, dtype=object)
+        reason, seconds, projected = [""] * n, np.zeros(n), np.zeros(n, dtype=bool)
+        for i in range(n):  # positions: factual labels may repeat
             t0 = time.perf_counter()
-            row, tgt = facts.iloc[idx], int(targets.iloc[idx])
+            row, tgt = factuals.iloc[i], int(targets[i])
             try:
-                problem = input_problem(row, self.schema, self.train_levels)
-                if problem:
-                    reason.iloc[idx] = problem
-                    continue
-                row = self._clean(row.to_frame().T, round_integers=False).iloc[0]
-                current = int(self.clf.predict(row.to_frame().T)[0])
-                if current == tgt:
-                    reason.iloc[idx] = f"target {tgt} equals the current prediction"
-                    continue
                 cf = self._one(row, tgt)
                 if cf is None:
-                    reason.iloc[idx] = "no counterfactual found"
+                    reason[i] = "no counterfactual found"
                     continue
-                cf = self._clean(cf.to_frame().T).iloc[0]
-                if constraint_violations(row, cf, self.schema, self.ranges):
-                    cf = project_to_constraints(row, cf, self.schema)
-                    projected.iloc[idx] = True
-                pr = self.clf.predict_proba(cf.to_frame().T)[0]
-                p = float(pr[tgt])
-                problems = constraint_violations(row, cf, self.schema, self.ranges)
-                if int(pr.argmax()) != tgt:
-                    problems.insert(0, "prediction did not flip")
-                cfs.iloc[idx] = cf.to_numpy(dtype=object)
-                proba.iloc[idx] = p
-                status.iloc[idx] = INVALID if problems else VALID
-                reason.iloc[idx] = "; ".join(problems)
+                cf = self.schema.coerce(cf.to_frame().T).iloc[0]
+                if constraint_violations(row, cf, self.schema, tgt):
+                    cf = project_to_constraints(row, cf, self.schema, tgt)
+                    projected[i] = True
+                cfs.iloc[i] = cf.to_numpy(dtype=object)
             except NoCounterfactual as e:
-                reason.iloc[idx] = str(e)
+                reason[i] = str(e)
             except Exception as e:  # a package failure for one row never stops the run
-                reason.iloc[idx] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                reason[i] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             finally:
-                seconds.iloc[idx] = time.perf_counter() - t0
-        for c in self.schema.continuous:
-            cfs[c] = pd.to_numeric(cfs[c], errors="coerce")
-        return CFResult(self.name, facts, targets, cfs, status, reason, proba, seconds,
-                        extra=pd.DataFrame({"projected": projected}))
+                seconds[i] = time.perf_counter() - t0
+        return Proposal(cfs, reason, seconds, pd.DataFrame({"projected": projected}, index=factuals.index))
 
 
 # ===================================================================================== DiCE
+class _ProbaModel:
+    """The black box as DiCE's sklearn backend calls it (predict_proba / predict on query frames)."""
+
+    def __init__(self, classifier, schema):
+        self.classifier, self.schema = classifier, schema
+
+    def predict_proba(self, X):
+        return self.classifier.predict_proba(self.schema.coerce(pd.DataFrame(X)))
+
+    def predict(self, X):
+        return self.predict_proba(X).argmax(axis=1)
+
+
 class DiceGenerator(BaselineGenerator):
     """DiCE (dice_ml) with the sklearn backend on the classifier's pipeline."""
 
-    def __init__(self, context: GeneratorContext, method: str):
-        super().__init__(context)
+    def __init__(self, context: GeneratorContext, options: DiceOptions, method: str):
+        super().__init__(context, options)
         import dice_ml
 
         self.method = method
@@ -183,24 +100,25 @@ class DiceGenerator(BaselineGenerator):
         train[self.schema.label] = self.y_train
         data = dice_ml.Data(dataframe=train, continuous_features=self.schema.continuous,
                             outcome_name=self.schema.label)
-        model = dice_ml.Model(model=self.clf.pipeline, backend="sklearn", model_type="classifier")
+        model = dice_ml.Model(model=_ProbaModel(self.clf, self.schema), backend="sklearn", model_type="classifier")
         self.explainer = dice_ml.Dice(data, model, method=method)
 
-    def permitted_range(self, factual: pd.Series) -> dict:
+    def permitted_range(self, factual: pd.Series, target: int | None = None) -> dict:
         """Training range ∩ clinical bounds ∩ allowed direction, per mutable numeric feature."""
         out = {}
         for f in self.schema.features:
             if f.immutable or f.is_categorical:
                 continue
-            lo, hi = self.ranges[f.name]
+            lo, hi = self.scale.ranges[f.name]
             if f.bounds[0] is not None:
                 lo = max(lo, f.bounds[0])
             if f.bounds[1] is not None:
                 hi = min(hi, f.bounds[1])
             x = float(factual[f.name])
-            if f.direction == "increase":
+            way = f.allowed_direction(target, self.schema.desired_class)
+            if way == "increase":
                 lo = max(lo, x)
-            elif f.direction == "decrease":
+            elif way == "decrease":
                 hi = min(hi, x)
             if lo > hi:
                 lo = hi = x
@@ -210,10 +128,10 @@ class DiceGenerator(BaselineGenerator):
     def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
         kwargs = {}
         if self.method == "random":
-            kwargs = {"random_seed": self.ctx.seed, "sample_size": int(self.options.get("dice_sample_size", 1000))}
+            kwargs = {"random_seed": self.ctx.seed, "sample_size": self.options.dice_sample_size}
         elif self.method == "genetic":
             np.random.seed(self.ctx.seed)
-            kwargs = {"maxiterations": int(self.options.get("dice_max_iterations", 100))}
+            kwargs = {"maxiterations": self.options.dice_max_iterations}
         query = factual.to_frame().T.infer_objects()
         from raiutils.exceptions import UserConfigValidationException
 
@@ -221,8 +139,8 @@ class DiceGenerator(BaselineGenerator):
             with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):  # DiCE's own tqdm bars
                 warnings.simplefilter("ignore")
                 exp = self.explainer.generate_counterfactuals(
-                    query, total_CFs=int(self.options.get("dice_total_cfs", 1)), desired_class=int(target),
-                    features_to_vary=self.schema.mutable, permitted_range=self.permitted_range(factual),
+                    query, total_CFs=self.options.dice_total_cfs, desired_class=int(target),
+                    features_to_vary=self.schema.mutable, permitted_range=self.permitted_range(factual, target),
                     verbose=False, **kwargs)
         except UserConfigValidationException as e:
             if "No counterfactuals found" not in str(e):
@@ -234,13 +152,13 @@ class DiceGenerator(BaselineGenerator):
         df = ex.final_cfs_df_sparse if ex.final_cfs_df_sparse is not None else ex.final_cfs_df
         if df is None or len(df) == 0:
             return None
-        df = self._clean(df)
+        df = self.schema.coerce(df)
         ok = self.clf.predict(df) == target
         return df[ok].iloc[0] if ok.any() else df.iloc[0]
 
 
 for _method in ("random", "genetic", "kdtree"):
-    register(f"dice-{_method}")(partial(DiceGenerator, method=_method))
+    register(f"dice-{_method}", partial(DiceGenerator, method=_method), DiceOptions, f"DiCE ({_method})")
 
 
 # ===================================================================================== CFNOW
@@ -266,13 +184,11 @@ class CfnowGenerator(BaselineGenerator):
     `n<i>` (numeric) and `c<j>_<level index>` (categorical) for the search and mapped back afterwards.
     """
 
-    def __init__(self, context: GeneratorContext, strategy: str):
-        super().__init__(context)
+    def __init__(self, context: GeneratorContext, options: CfnowOptions, strategy: str):
+        super().__init__(context, options)
         self.cfnow = import_cfnow()
         self.strategy = strategy
         self.name = f"cfnow-{strategy}"
-        self.time_limit = float(self.options.get("cfnow_time_limit", 10))
-        self.it_max = int(self.options.get("cfnow_it_max", 1000))
         self.num_cols = {f"n{i}": c for i, c in enumerate(self.schema.continuous)}
         self.cat_cols = {}
         for j, c in enumerate(self.schema.categorical):
@@ -296,9 +212,12 @@ class CfnowGenerator(BaselineGenerator):
     def _one(self, factual: pd.Series, target: int) -> pd.Series | None:
         def predict_proba(x):
             enc = pd.DataFrame(np.asarray(x, dtype=float), columns=list(self.feat_types))
-            dec = self._clean(self.decode(enc))
+            dec = self.schema.coerce(self.decode(enc))
+            for c in self.schema.continuous:
+                if self.schema[c].kind == "integer":
+                    dec[c] = dec[c].round()
             p = self.clf.predict_proba(dec)
-            bad = self.violation_mask(factual, dec)
+            bad = self.violation_mask(factual, dec, target)
             p[bad, target], p[bad, 1 - target] = 0.0, 1.0
             return p
 
@@ -308,7 +227,8 @@ class CfnowGenerator(BaselineGenerator):
             warnings.simplefilter("ignore")
             res = self.cfnow.find_tabular(factual=enc, model_predict_proba=predict_proba, feat_types=self.feat_types,
                                           cf_strategy=self.strategy, has_ohe=bool(self.cat_cols),
-                                          limit_seconds=self.time_limit, it_max=self.it_max, count_cf=1)
+                                          limit_seconds=self.options.cfnow_time_limit,
+                                          it_max=self.options.cfnow_it_max, count_cf=1)
         if len(res.cf_vectors) == 0:
             return None
         return self.decode(pd.DataFrame([np.asarray(res.cf_vectors[0], dtype=float)],
@@ -316,7 +236,7 @@ class CfnowGenerator(BaselineGenerator):
 
 
 for _strategy in ("greedy", "random"):
-    register(f"cfnow-{_strategy}")(partial(CfnowGenerator, strategy=_strategy))
+    register(f"cfnow-{_strategy}", partial(CfnowGenerator, strategy=_strategy), CfnowOptions, f"CFNOW ({_strategy})")
 
 
 # ===================================================================================== NICE
@@ -347,8 +267,8 @@ class NiceGenerator(BaselineGenerator):
     """NICE (nicex) on ordinal-coded arrays; the nearest unlike neighbour is drawn from constraint-projected
     training rows (see the module docstring)."""
 
-    def __init__(self, context: GeneratorContext, optimization: str):
-        super().__init__(context)
+    def __init__(self, context: GeneratorContext, options: NiceOptions, optimization: str):
+        super().__init__(context, options)
         from nice import NICE
 
         self.name = f"nice-{optimization}"
@@ -359,7 +279,7 @@ class NiceGenerator(BaselineGenerator):
             auto_encoder = ReconstructionError(X, self.cat_idx, [len(self.schema.features[i].levels)
                                                                  for i in self.cat_idx], context.seed)
         self.nice = NICE(self.predict_fn, X.copy(), self.cat_idx, y_train=self.y_train.to_numpy(),
-                         optimization=optimization, justified_cf=bool(self.options.get("nice_justified", True)),
+                         optimization=optimization, justified_cf=self.options.nice_justified,
                          auto_encoder=auto_encoder)
 
     def encode(self, df: pd.DataFrame) -> np.ndarray:
@@ -389,14 +309,15 @@ class NiceGenerator(BaselineGenerator):
         if len(pool) == 0:
             return None
         for i, f in enumerate(self.schema.features):  # project the pool onto the constraints
+            way = f.allowed_direction(target, self.schema.desired_class)
             if f.immutable:
                 pool[:, i] = x[0, i]
-            elif f.direction == "increase":
+            elif way == "increase":
                 pool[:, i] = np.maximum(pool[:, i], x[0, i])
-            elif f.direction == "decrease":
+            elif way == "decrease":
                 pool[:, i] = np.minimum(pool[:, i], x[0, i])
         pool = pool[self.predict_fn(pool).argmax(axis=1) == target]
-        pool = pool[~self.violation_mask(factual, self.decode(pool))] if len(pool) else pool
+        pool = pool[~self.violation_mask(factual, self.decode(pool), target)] if len(pool) else pool
         if len(pool) == 0:
             return None
         nn = pool[self.nice.distance_metric.measure(data.X, pool).argmin()][np.newaxis, :].copy()
@@ -405,4 +326,5 @@ class NiceGenerator(BaselineGenerator):
 
 
 for _optimization in ("sparsity", "proximity", "plausibility"):
-    register(f"nice-{_optimization}")(partial(NiceGenerator, optimization=_optimization))
+    register(f"nice-{_optimization}", partial(NiceGenerator, optimization=_optimization), NiceOptions,
+             f"NICE ({_optimization})")

@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder  # noqa: E402
 
 from ..errors import DataError  # noqa: E402
-from ..generators.constraints import changed_features  # noqa: E402
+from ..cf.constraints import changed_features  # noqa: E402
 from ..schema import Schema  # noqa: E402
 
 
@@ -47,15 +47,14 @@ def _valid_pairs(factuals: pd.DataFrame, table: pd.DataFrame, schema: Schema, me
     return fact, ok[schema.feature_names]
 
 
-def change_frequency(factuals: pd.DataFrame, cf_tables: dict[str, pd.DataFrame], schema: Schema,
-                     ranges: dict | None = None) -> pd.DataFrame:
+def change_frequency(factuals: pd.DataFrame, cf_tables: dict[str, pd.DataFrame], schema: Schema) -> pd.DataFrame:
     """Methods x features: share of each method's valid CFs that change the feature (NaN row: no valid CF)."""
     rows = {}
     for method, table in cf_tables.items():
         fact, cfs = _valid_pairs(factuals, table, schema, method)
         counts = pd.Series(0.0, index=schema.feature_names)
         for (_, f), (_, c) in zip(fact.iterrows(), cfs.iterrows()):
-            counts[changed_features(f, c, schema, ranges)] += 1
+            counts[changed_features(f, c, schema)] += 1
         rows[method] = counts / len(cfs) if len(cfs) else counts * np.nan
     return pd.DataFrame(rows).T.reindex(columns=schema.feature_names)
 
@@ -102,14 +101,50 @@ def _typed(X: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return X
 
 
+def mutable_embedding(X_train: pd.DataFrame, schema: Schema, seed: int = 0):
+    """A function rows -> 2-D PCA coordinates of the min-max scaled mutable numeric features (what a CF may
+    change), fitted on the training data, and the explained variance (%) of the two components."""
+    cols = [c for c in schema.continuous if c not in schema.immutable] or schema.continuous
+    scaler = MinMaxScaler().fit(X_train[cols].astype(float))
+    pca = PCA(n_components=2, random_state=seed).fit(scaler.transform(X_train[cols].astype(float)))
+    return (lambda X: pca.transform(scaler.transform(X[cols].astype(float)))), pca.explained_variance_ratio_ * 100
+
+
+def target_region_share(X_train: pd.DataFrame, y_train, factuals: pd.DataFrame, cf_tables: dict[str, pd.DataFrame],
+                        schema: Schema, k: int = 15) -> dict[str, float]:
+    """Per method: the share of its valid CFs that lie inside the target class's region — most of their k nearest
+    training rows (min-max scaled mutable numeric features) belong to the target class (NaN: no valid CF)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    cols = [c for c in schema.continuous if c not in schema.immutable] or schema.continuous
+    scaler = MinMaxScaler().fit(X_train[cols].astype(float))
+    nn = NearestNeighbors(n_neighbors=min(k, len(X_train))).fit(scaler.transform(X_train[cols].astype(float)))
+    y = np.asarray(y_train).astype(int)
+    out = {}
+    for method, table in cf_tables.items():
+        _, cfs = _valid_pairs(factuals, table, schema, method)
+        if not len(cfs):
+            out[method] = float("nan")
+            continue
+        target = table.loc[table["status"] == "valid", "target"].astype(int).to_numpy()
+        _, idx = nn.kneighbors(scaler.transform(cfs[cols].astype(float)))
+        out[method] = float(((y[idx] == target[:, None]).mean(axis=1) > 0.5).mean())
+    return out
+
+
+def fig8_methods(methods) -> list[str]:
+    """The methods Fig 8 compares: the LLM generators (zero-shot vs fine-tuned vs calibrated, as in the paper's
+    ablation) when at least two ran, else every method."""
+    llm = [m for m in methods if m.startswith("llm-")]
+    return llm if len(llm) >= 2 else list(methods)
+
+
 def latent_space(X_train: pd.DataFrame, factuals: pd.DataFrame, cf_tables: dict[str, pd.DataFrame], schema: Schema,
-                 path: Path | str, seed: int = 0) -> Path:
-    """Fig 8: factuals and their valid CFs in the 2-D PCA embedding of the encoded training data, one panel per
-    method; colour = class (factual: its predicted class = 1 - target; CF: the target), marker = factual/CF,
-    a thin line joins each pair."""
-    enc = feature_encoder(X_train, schema)
-    pca = PCA(n_components=2, random_state=seed).fit(enc.transform(_typed(X_train, schema)))
-    embed = lambda X: pca.transform(enc.transform(_typed(X, schema)))  # noqa: E731
+                 path: Path | str, seed: int = 0, region: dict[str, float] | None = None) -> Path:
+    """Fig 8: factuals and their valid CFs in a 2-D PCA embedding of the mutable numeric features (fitted on the
+    training data), one panel per method; colour = class (factual: its predicted class = 1 - target; CF: the
+    target), marker = factual/CF, a thin line joins each pair; `region` (target_region_share) in the titles."""
+    embed, ev = mutable_embedding(X_train, schema, seed)
     background = embed(X_train)
     n = max(len(cf_tables), 1)
     cols = min(n, 4)
@@ -117,7 +152,6 @@ def latent_space(X_train: pd.DataFrame, factuals: pd.DataFrame, cf_tables: dict[
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), sharex=True, sharey=True, squeeze=False)
     names = schema.label_names
     palette = {0: "tab:blue", 1: "tab:red"}
-    ev = pca.explained_variance_ratio_ * 100
     for ax, (method, table) in zip(axes.flat, cf_tables.items()):
         ax.scatter(background[:, 0], background[:, 1], s=4, color="lightgrey", label="training rows")
         fact, cfs = _valid_pairs(factuals, table, schema, method)
@@ -133,7 +167,9 @@ def latent_space(X_train: pd.DataFrame, factuals: pd.DataFrame, cf_tables: dict[
                            label=f"factual: {names.get(cls, cls)}")
                 ax.scatter(pc[mc, 0], pc[mc, 1], s=26, marker="x", color=palette[cls],
                            label=f"CF: {names.get(cls, cls)}")
-        ax.set_title(f"{method} ({len(cfs)} valid CFs)", fontsize=9)
+        share = (region or {}).get(method)
+        inside = f"; {share:.0%} in target region" if share is not None and np.isfinite(share) else ""
+        ax.set_title(f"{method} ({len(cfs)} valid CFs{inside})", fontsize=8)
         ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         ax.grid(alpha=0.25)
     for ax in axes.flat[len(cf_tables):]:
@@ -149,7 +185,23 @@ def latent_space(X_train: pd.DataFrame, factuals: pd.DataFrame, cf_tables: dict[
     labels = list(handles)
     fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(len(labels), 5),
                frameon=False, fontsize=8)
-    fig.suptitle("Latent space (PCA of min-max/one-hot encoded features, fitted on training data) — Fig 8",
+    fig.suptitle("Latent space of the mutable features (PCA, min-max scaled, fitted on training data) — Fig 8",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.08 + 0.02 * (rows > 1), 1, 0.95))
+    return save_figure(fig, path)
+
+
+def reliability_plot(tables: dict[str, list[dict]], path: Path | str) -> Path:
+    """Reliability diagram per classifier from classifiers.json's bins (mean predicted vs observed rate)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect calibration")
+    for kind, bins in tables.items():
+        if bins:
+            ax.plot([b["mean_predicted"] for b in bins], [b["observed"] for b in bins], marker="o", label=kind)
+    ax.set_xlabel("mean predicted P(class 1)")
+    ax.set_ylabel("observed share of class 1")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return save_figure(fig, path)

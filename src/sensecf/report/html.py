@@ -3,9 +3,10 @@
 Every section reads the files a study step writes; a missing file renders as a "not run" note, and a file that
 cannot be read renders its error in the same place, so a partial or damaged run still gives a page.
 
-Run folder files used: run.json, data_summary.json, schema.yaml, classifiers.json, fig1_classifier_curve.png,
-finetune.json (adapter path + card), benchmark.json, cfs/<method>.csv, factuals.csv + train.csv (optional; otherwise re-derived from run.json's
-config), augmentation.json, fig7_ratio_sweep.png, intervention.json.
+Run folder files used (the study's only contract with the report; nothing is recomputed from data or models):
+run.json, data_summary.json, schema.yaml, train.csv, classifiers.json, fig1_classifier_curve.png, finetune.json
+(adapter path + card), benchmark.json, factuals.csv, cfs/<method>.csv, augmentation.json, table4.csv,
+fig7_ratio_sweep.png, intervention.json.
 """
 
 from __future__ import annotations
@@ -131,15 +132,26 @@ def _data_section(run_dir: Path, ctx: dict) -> dict:
 def _classifier_section(run_dir: Path, ctx: dict) -> dict:
     c = _json(run_dir / "classifiers.json", "classifiers")
     metrics = c.get("test_metrics", {})
-    keys = ["accuracy", "precision", "recall", "f1", "auc"]
+    keys = ["accuracy", "precision", "recall", "f1", "macro_f1", "f1_class0", "f1_class1", "auc", "brier", "ece"]
     rows = [{"cells": [k + (" (main)" if k == c.get("main") else "")] + [fmt(m.get(x)) for x in keys],
              "cls": "ref" if k == c.get("main") else ""} for k, m in metrics.items()]
-    out = {"tables": [_table(["classifier", *keys], rows, title="Test-set metrics (positive class = label 1)")]}
+    fit = c.get("fit", {})
+    out = {"tables": [_table(["classifier", *keys], rows, title="Test-set metrics (f1 = class 1 positive; macro_f1 "
+                             "= mean of both classes' F1; brier and ece = calibration of P(class 1))",
+                             note="Early stopping validated on: " + ", ".join(
+                                 f"{k} {v.get('validation', '?')}" for k, v in fit.items()) if fit else "")],
+           "figures": [], "missing": []}
     fig = run_dir / "fig1_classifier_curve.png"
     if fig.exists():
-        out["figures"] = [_figure(fig, "Fig 1: test metric vs share of training data per classifier.")]
+        out["figures"].append(_figure(fig, "Fig 1: test macro-F1 vs share of training data per classifier."))
     else:
-        out["missing"] = ["fig1_classifier_curve.png is absent (classifier curve step not run)."]
+        out["missing"].append("fig1_classifier_curve.png is absent (classifier curve step not run).")
+    if c.get("reliability"):
+        from .figures import reliability_plot
+
+        out["figures"].append(_figure(reliability_plot(c["reliability"], ctx["out_dir"] / "reliability.png"),
+                                      "Reliability of P(class 1) on the test set (observed rate vs mean predicted, "
+                                      "per probability bin; the diagonal is perfect calibration).", narrow=True))
     return out
 
 
@@ -218,49 +230,23 @@ def _cf_inputs(run_dir: Path, ctx: dict):
 
 
 def _study_tables(run_dir: Path, ctx: dict):
-    """Schema, training features and benchmark factuals: from schema.yaml/train.csv/factuals.csv when present,
-    otherwise re-derived from run.json's config exactly as the study does (data, split, model, sampling)."""
-    schema_path = run_dir / "schema.yaml"
-    train_path, fact_path = run_dir / "train.csv", run_dir / "factuals.csv"
-    if not fact_path.exists():
-        fact_path = run_dir / "cfs" / "factuals.csv"
-    if schema_path.exists() and train_path.exists() and fact_path.exists():
-        schema = Schema.from_yaml(schema_path)
-        read = lambda p: pd.read_csv(p, dtype={c: str for c in schema.categorical})  # noqa: E731
-        train = read(train_path)
-        factuals = read(fact_path)
-        id_col = "factual_id" if "factual_id" in factuals.columns else factuals.columns[0]
-        factuals.index = factuals.pop(id_col).astype(str)
-        return schema, train[schema.feature_names], factuals[schema.feature_names]
-    return _rederive(run_dir)
-
-
-def _rederive(run_dir: Path):
-    run, bench = run_dir / "run.json", run_dir / "benchmark.json"
-    if not (run.exists() and bench.exists() and (run_dir / "model.pkl").exists()):
-        raise _NotRun("the factuals behind cfs/*.csv are unknown: neither factuals.csv + train.csv + schema.yaml "
-                      "nor run.json + benchmark.json + model.pkl (to re-derive them) are in the folder.")
-    from ..data.loading import load_dataset
-    from ..data.split import patient_split
-    from ..experiments.benchmark import sample_factuals
-    from ..models.classifiers import Classifier
-
-    cfg = json.loads(run.read_text())["config"]
-    b = json.loads(bench.read_text())
-    ds = load_dataset(cfg["data"], schema=cfg.get("schema"), seed=cfg["seed"], participants=cfg.get("participants"),
-                      days=cfg.get("days"), demographics=cfg.get("demographics"), cache_dir=run_dir / "data")
-    train, test = patient_split(ds, test_size=0.2, seed=cfg["seed"])
-    factuals, _ = sample_factuals(test, Classifier.load(run_dir / "model.pkl"), b["n_per_class"], b["seed"])
-    factuals.index = factuals.index.astype(str)
-    return train.schema, train.X, factuals
+    """Schema, training features and benchmark factuals from schema.yaml, train.csv and factuals.csv."""
+    missing = [n for n in ("schema.yaml", "train.csv", "factuals.csv") if not (run_dir / n).exists()]
+    if missing:
+        raise _NotRun(f"{', '.join(missing)} absent — the data and benchmark steps write them.")
+    schema = Schema.from_yaml(run_dir / "schema.yaml")
+    read = lambda p: pd.read_csv(p, dtype={c: str for c in schema.categorical})  # noqa: E731
+    train = read(run_dir / "train.csv")
+    factuals = read(run_dir / "factuals.csv")
+    factuals.index = factuals.pop("factual_id").astype(str)
+    return schema, train[schema.feature_names], factuals[schema.feature_names]
 
 
 def _radar_section(run_dir: Path, ctx: dict) -> dict:
     from .figures import change_frequency, radar_chart
 
     schema, train, factuals, tables = _cf_inputs(run_dir, ctx)
-    ranges = {c: (float(train[c].min()), float(train[c].max())) for c in schema.continuous}
-    freq = change_frequency(factuals, tables, schema, ranges)
+    freq = change_frequency(factuals, tables, schema)
     freq.to_csv(ctx["out_dir"] / "fig6_change_frequency.csv")
     path = radar_chart(freq, ctx["out_dir"] / "fig6_radar.png", schema)
     rows = [[m] + [fmt(v, 2) for v in r] for m, r in freq.iterrows()]
@@ -271,50 +257,76 @@ def _radar_section(run_dir: Path, ctx: dict) -> dict:
 
 
 def _latent_section(run_dir: Path, ctx: dict) -> dict:
-    from .figures import latent_space
+    from .figures import fig8_methods, latent_space, target_region_share
 
     schema, train, factuals, tables = _cf_inputs(run_dir, ctx)
-    path = latent_space(train, factuals, tables, schema, ctx["out_dir"] / "fig8_latent_space.png")
+    tables = {m: tables[m] for m in fig8_methods(tables)}
+    labels = pd.read_csv(run_dir / "train.csv", usecols=[schema.label])[schema.label]
+    region = target_region_share(train, labels, factuals, tables, schema)
+    path = latent_space(train, factuals, tables, schema, ctx["out_dir"] / "fig8_latent_space.png", region=region)
+    rows = [[m, fmt(v, 2)] for m, v in region.items()]
     return {"figures": [_figure(path, "Fig 8: factuals (circles) and their valid counterfactuals (crosses) in a "
-                                      "2-D PCA embedding of the training data; colour = class.")]}
+                                      "2-D PCA embedding of the mutable numeric features; colour = class.")],
+            "tables": [_table(["method", "valid CFs inside the target class region"], rows,
+                              note="Share of valid CFs whose 15 nearest training rows (mutable numeric features, "
+                                   "min-max scaled) are mostly of the target class: how far into the target "
+                                   "class a method moves, rather than just across the boundary.")]}
 
 
 def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
-    from ..experiments.augmentation import ABBREV, RECOVERED_NOTE, format_recovered, plot_ratio_sweep, table4_rows
-
     a = _json(run_dir / "augmentation.json", "augmentation")
-    rows = table4_rows(a)
-    cols = ["scenario", "model", *ABBREV.values(), "F1 change %", "lost F1 recovered", "rows added"]
+    path = run_dir / "table4.csv"
+    if not path.exists():
+        raise _NotRun("table4.csv is absent — the augmentation step writes it.")
+    rows = pd.read_csv(path).to_dict("records")
+    metrics = ["accuracy", "precision", "recall", "f1", "macro_f1", "f1_class0", "f1_class1", "auc"]
+    names = {"f1": "F1(pos)", "macro_f1": "macro-F1", "f1_class0": "F1(0)", "f1_class1": "F1(1)"}
+    cols = ["scenario", "model", *[names.get(k, k.upper()[:3]) for k in metrics], "macro-F1 change %",
+            "lost F1 recovered", "rows removed", "rows added"]
     body = []
     for r in rows:
-        pm = lambda k, d=3: _mean_ci(r[k], r[k + "_ci95"], d)  # noqa: E731
-        body.append({"cells": [f"{r['scenario']} ({r['description']})", r["model"],
-                               *[pm(k) for k in ABBREV.values()], pm("F1_change_pct", 1),
-                               format_recovered(r), fmt(r["n_added"], 0)],
+        pm = lambda k, d=3: _mean_ci(_num(r.get(k)), _num(r.get(k + "_ci95")), d)  # noqa: E731
+        lo, hi, rec = (_num(r.get(k)) for k in ("lost_f1_recovered_lo", "lost_f1_recovered_hi", "lost_f1_recovered"))
+        recovered = fmt(rec, 2) + (f" [{lo:.2f}, {hi:.2f}]" if rec is not None and lo is not None else "")
+        body.append({"cells": [f"{r['scenario']} ({r['description']})", r["model"], *[pm(k) for k in metrics],
+                               pm("macro_f1_change_pct", 1), recovered, fmt(_num(r.get("rows_removed")), 0),
+                               fmt(_num(r.get("cfs_added")), 0)],
                      "cls": "ref" if r["model"] in ("baseline (full train)", "reduced") else ""})
     cfg = a.get("config", {})
-    notes = [f"{sc}: augmented class per seed {fmt(e.get('augmented_class', {}))}; removed rows of that class "
-             f"{fmt(e.get('n_removed', {}))}." for sc, e in a["scenarios"].items()]
-    if cfg.get("max_factuals"):
-        notes.append(f"Budget: ratio 100 % = min(removed rows, {cfg['max_factuals']}) added rows for every source; "
+    notes = [f"{sc}: augmented class per seed {fmt(e['augmented_class'])}; removed rows of that class "
+             f"{fmt(e['n_removed'])}." for sc, e in a["scenarios"].items()]
+    if cfg.get("budget"):
+        notes.append(f"Budget: ratio 100 % = min(removed rows, {cfg['budget']}) added rows for every source; "
                      "CF methods add only their valid CFs, so their 'rows added' can stay below that.")
     if not any(str(m).startswith("llm-") for m in cfg.get("methods", [])):
-        notes.append("No LLM generator in this augmentation study (each one regenerates counterfactuals for every "
-                     "scenario and seed): add llm-fine-tuned to aug_methods in a study config, or see "
-                     "benchmarks/bench_augmentation_llm.py.")
+        notes.append("No LLM generator in this augmentation study: add one to aug_methods in a study config.")
+    out = {"paragraphs": [f"Classifier {cfg.get('classifier', '?')}, seeds {fmt(cfg.get('seeds'))}, removed "
+                          f"fraction {fmt(cfg.get('fraction'))} by {cfg.get('unit', 'rows')}, CF methods "
+                          f"{fmt(cfg.get('methods'))}, comparators {fmt(cfg.get('comparators'))}. Mean ± 95 % "
+                          "t-interval over seeds; macro-F1 is the primary F1 (both classes count)."],
+           "tables": [_table(cols, body, left=2, title="Table IV (" + ("ratio 100 % of a budget of "
+                                                                     f"{cfg['budget']} rows" if cfg.get("budget")
+                                                                     else "ratio 100 % of the removed rows") + ")",
+                             note="macro-F1 change %: reduced vs baseline on the reduced row, augmented vs reduced "
+                                  "otherwise. Lost F1 recovered = sum over seeds of (macro-F1_aug - macro-F1_red) / "
+                                  "sum of (macro-F1_base - macro-F1_red), 95 % bootstrap interval over seeds.")],
+           "notes": notes}
     fig = run_dir / "fig7_ratio_sweep.png"
-    if not fig.exists():
-        fig = plot_ratio_sweep(a, ctx["out_dir"] / "fig7_ratio_sweep.png")
-    ratio = rows[0]["ratio"] if rows else 1.0
-    return {"paragraphs": [f"Classifier {cfg.get('classifier', '?')}, seeds {fmt(cfg.get('seeds'))}, removed "
-                           f"fraction {fmt(cfg.get('fraction'))}, CF methods {fmt(cfg.get('methods'))}, comparators "
-                           f"{fmt(cfg.get('comparators'))}. Mean ± 95 % t-interval over seeds."],
-            "tables": [_table(cols, body, left=2, title=f"Table IV (ratio {ratio:.0%} of the removed rows)",
-                              note="F1 change %: reduced vs baseline on the reduced row, augmented vs reduced "
-                                   "otherwise. " + RECOVERED_NOTE)],
-            "figures": [_figure(fig, "Fig 7: test F1 vs augmentation ratio (mean, 95 % CI band); dashed = reduced, "
-                                     "dotted = full-train baseline.")],
-            "notes": notes}
+    if fig.exists():
+        out["figures"] = [_figure(fig, "Fig 7: test macro-F1 vs augmentation ratio (mean, 95 % CI band); dashed = "
+                                       "reduced, dotted = full-train baseline.")]
+    else:
+        out["missing"] = ["fig7_ratio_sweep.png is absent."]
+    return out
+
+
+def _num(v):
+    """A CSV cell as a float, None when empty or not finite."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _intervention_section(run_dir: Path, ctx: dict) -> dict:

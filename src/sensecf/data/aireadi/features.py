@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...schema import aireadi_stress_schema
+from .schema import aireadi_stress_schema
 from ..dataset import Dataset
 from .reader import STAGES, ParticipantStreams
 

@@ -29,16 +29,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
-from rich.text import Text
 
+from ...console import console, progress_bar
 from ...errors import ConfigError, DataError, SenseCFError
-from ...provenance import write_json
-from ...schema import aireadi_stress_schema
+from ...files import write_json
 from . import features, reader
 from .features import DROP_REASONS, IMMUTABLE_COLUMNS, OUTPUT_COLUMNS, participant_rows
-from .reader import MODALITIES, _console, cohort_notes, cohort_version, open_cohort, read_participant
+from .reader import MODALITIES, cohort_notes, cohort_version, open_cohort, read_participant
+from .schema import aireadi_stress_schema
 
 FORMATS = (".parquet", ".csv")
 META_KEY = b"sensecf"
@@ -141,7 +139,7 @@ def _prepare_parts(parts: Path, key: str) -> None:
         for p in stale:
             p.unlink()
         if stale:
-            _console.print(f"[yellow]note:[/] {len(stale)} part file(s) in {parts} were made from other inputs or "
+            console().print(f"[yellow]note:[/] {len(stale)} part file(s) in {parts} were made from other inputs or "
                            "code and were discarded", highlight=False)
         write_json(key_file, {"key": key})
 
@@ -184,19 +182,6 @@ def _part_outcome(path: Path) -> ParticipantOutcome | None:
         return None
 
 
-class _RateColumn(ProgressColumn):
-    """Participants per second."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f}/s" if task.speed else "-/s", style="cyan")
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(), _RateColumn(),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=_console,
-                    disable=not enabled)
-
-
 @contextmanager
 def _sigint_ignored():
     """SIGINT ignored while worker processes are started (they inherit it); a no-op outside the main thread."""
@@ -218,7 +203,7 @@ def _run(index: reader.CohortIndex, todo: list[str], parts: Path, workers: int, 
     args = [(str(index.root), pid, index.manifests_of(pid), info.loc[pid].to_dict(), str(parts)) for pid in todo]
     results: dict[str, ParticipantOutcome] = {}
     total = n_done + len(todo)
-    with _progress(progress) as bar:
+    with progress_bar(progress, width=12, eta=True, rate=True) as bar:
         task = bar.add_task("participants", total=total, completed=n_done)
 
         def record(res: ParticipantOutcome) -> None:

@@ -1,5 +1,5 @@
-"""LLM counterfactuals: prompt (zero-/few-shot or fine-tuned), parse, verify with the classifier and the
-constraints, and send failures back to the model with feedback for a few repair rounds.
+"""LLM counterfactuals: prompt (zero-/few-shot or fine-tuned), parse, verify with the shared Verifier, and send
+failures back to the model with feedback for a few repair rounds.
 
 A repair turn is the base chat + the model's last answer + a short user message saying what failed (parse
 problem, prediction not flipped with the current probability of the target, constraint violations) and what
@@ -13,31 +13,29 @@ The prompt style (prompt.py: "paper" = Fig. 4 prompt and whole-instance answer, 
 changes-only answer) is option prompt_style; llm-fine-tuned defaults to the style its adapter was trained
 with (recorded in the adapter's card.json), the others to "paper". Option candidates (answers drawn per
 factual and round; > 1 samples at temperature 0.7 and keeps the valid answer closest to the factual) defaults
-to 1 for "paper" and to COMPACT_CANDIDATES for "compact".
+to 1 for "paper" and to COMPACT_CANDIDATES for "compact". Options: generators/options.py (LLMOptions).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ...backends.base import Chat, SamplingSettings, TextBackend
+from ...backends.openai_backend import SERVER_OPTIONS
+from ...backends.spec import parse_backend_spec
+from ...console import progress_bar
 from ...errors import ConfigError
-from ...paths import default_adapter_dir
-from ...schema import Schema
-from ..base import FAILED, INVALID, VALID, CFResult, GeneratorContext, as_target_series, register
-from ..constraints import constraint_violations
+from ..base import CFMethod, GeneratorContext, Proposal, register
+from ..options import LLMOptions
 from .parse import ParseResult, parse_answer
-from .prompt import STYLES, build_chat, nearest_examples, normalised_distance
+from .prompt import STYLES, build_chat, nearest_examples
+from .resources import adapter_prompt_style, cached_backend, default_adapter
 
 MODES = ("zero-shot", "few-shot", "fine-tuned")
 FIRST_TRY, REPAIRED, GIVEN_UP, SKIPPED = "first_try", "repaired", "given_up", "skipped"
@@ -61,10 +59,9 @@ class _Row:
     untagged: bool = False
     outcome: str = ""
     cf: pd.Series | None = None
-    proba: float = math.nan
-    problems: list[str] = field(default_factory=list)
     reason: str = ""
     seconds: float = 0.0
+    proposals: list[pd.Series] = field(default_factory=list)  # every parsed answer (for calibration)
 
 
 @dataclass
@@ -80,8 +77,11 @@ class _Candidate:
         return self.parsed.ok and not self.problems
 
 
-class LLMGenerator:
+class LLMGenerator(CFMethod):
     """Counterfactuals from a TextBackend with verify-and-repair (see the module docstring)."""
+
+    extra_defaults = {"outcome": SKIPPED, "rounds": 0, "parse_failures": 0, "backend_errors": 0, "untagged": False,
+                      "raw_text": ""}
 
     def __init__(self, context: GeneratorContext, backend: TextBackend, mode: str = "zero-shot", k: int = 3,
                  repair_rounds: int = 2, candidates: int = 1, temperature: float = 0.0, batch_size: int = 8,
@@ -91,31 +91,21 @@ class LLMGenerator:
             raise ConfigError(f"LLM mode must be one of {', '.join(MODES)}, got {mode!r}")
         if style not in STYLES:
             raise ConfigError(f"option prompt_style must be one of {', '.join(STYLES)}, got {style!r}")
-        if k < 1 or repair_rounds < 0 or candidates < 1 or batch_size < 1:
-            raise ConfigError(f"need k >= 1, repair_rounds >= 0, candidates >= 1, batch_size >= 1 (got k={k}, "
-                              f"repair_rounds={repair_rounds}, candidates={candidates}, batch_size={batch_size})")
-        if candidates > 1 and temperature <= 0:
-            raise ConfigError(f"candidates={candidates} needs sampling: set temperature > 0 (e.g. 0.7)")
-        self.ctx, self.schema, self.clf, self.backend = context, context.schema, context.classifier, backend
-        self.mode, self.k, self.repair_rounds, self.style = mode, k, repair_rounds, style
-        self.candidates, self.temperature, self.batch_size = candidates, temperature, batch_size
+        opts = LLMOptions(k=k, repair_rounds=repair_rounds, candidates=candidates, temperature=temperature,
+                          batch_size=batch_size, max_new_tokens=max_new_tokens, require_tag=require_tag,
+                          prompt_style=style)  # validates the settings
+        super().__init__(context, opts)
+        self.backend, self.mode, self.style = backend, mode, style
+        self.k, self.repair_rounds, self.candidates = k, repair_rounds, candidates
+        self.temperature, self.batch_size = temperature, batch_size
         self.name = f"llm-{mode}"
         # Each answer line is ~10 tokens; the tags and slack add a few dozen.
         # A compact (changes-only) answer rarely lists more than a few features.
         lines = len(self.schema.features) if style == "paper" else min(len(self.schema.features), 6)
         self.max_new_tokens = int(max_new_tokens or 32 + 14 * lines)
         self.require_tag, self.progress = require_tag, progress
-        self.X_train = self._clean(context.X_train)
-        self.y_train = pd.Series(np.asarray(context.y_train).astype(int), index=self.X_train.index)
-        self.ranges = {c: (float(self.X_train[c].min()), float(self.X_train[c].max())) for c in self.schema.continuous}
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _clean(self, df: pd.DataFrame) -> pd.DataFrame:
-        out = df[self.schema.feature_names].copy()
-        for f in self.schema.features:
-            out[f.name] = out[f.name].astype(str) if f.is_categorical else pd.to_numeric(out[f.name], errors="coerce")
-        return out
-
     def chat_for(self, factual: pd.Series, current: int, target: int) -> Chat:
         """The first-round chat of one factual for this generator's mode."""
         examples = None
@@ -153,14 +143,13 @@ class LLMGenerator:
         if not parsed:
             return
         frame = pd.DataFrame([c.parsed.row for c in parsed])[self.schema.feature_names]
-        frame = self._clean(frame)
-        proba = self.clf.predict_proba(frame)
-        dist = normalised_distance(row.factual, frame, self.schema, self.ranges)
-        for c, p, d, (_, cf) in zip(parsed, proba, dist, frame.iterrows()):
-            c.parsed.row, c.proba, c.distance = cf, float(p[row.target]), float(d)
-            c.problems = constraint_violations(row.factual, cf, self.schema, self.ranges)
-            if int(np.argmax(p)) != row.target:
-                c.problems.insert(0, f"prediction did not flip (p(target) = {c.proba:.3f})")
+        facts = pd.DataFrame([row.factual] * len(parsed))
+        verdicts = self.verifier.check(facts, frame, [row.target] * len(parsed))
+        dist = self.scale.distance(facts, verdicts.cfs)
+        for c, p, d, problems, (_, cf) in zip(parsed, verdicts.proba, dist, verdicts.problems,
+                                              verdicts.cfs.iterrows()):
+            c.parsed.row, c.proba, c.distance, c.problems = cf, float(p), float(d), problems
+            row.proposals.append(cf)
 
     def _handle(self, row: _Row, out, final: bool) -> None:
         """Record one round's answers for a row: done, or a feedback turn for the next round."""
@@ -171,14 +160,14 @@ class LLMGenerator:
                 row.reason = f"backend error: {str(out).splitlines()[0] if str(out) else type(out).__name__}"[:300]
             return  # retried next round with the same chat
         cands = [_Candidate(t, parse_answer(t, self.schema, row.factual, self.require_tag,
-                                                   partial=self.style == "compact")) for t in out]
+                                            partial=self.style == "compact")) for t in out]
         row.parse_failures += sum(not c.parsed.ok for c in cands)
         self._verify(row, cands)
         valid = [c for c in cands if c.valid]
         if valid:
             best = min(valid, key=lambda c: c.distance)
             row.outcome = FIRST_TRY if row.rounds == 1 else REPAIRED
-            row.cf, row.proba, row.problems, row.reason, row.raw_text = best.parsed.row, best.proba, [], "", best.text
+            row.cf, row.reason, row.raw_text = best.parsed.row, "", best.text
             row.untagged = not best.parsed.tagged
             return
         parsed = [c for c in cands if c.parsed.ok]
@@ -186,42 +175,34 @@ class LLMGenerator:
         best = min(parsed, key=lambda c: (len(c.problems), -c.proba)) if parsed else cands[0]
         row.raw_text = best.text
         if parsed:
-            row.cf, row.proba, row.problems = best.parsed.row, best.proba, best.problems
-            row.untagged = not best.parsed.tagged
-            row.reason = "; ".join(best.problems)
+            row.cf, row.untagged, row.reason = best.parsed.row, not best.parsed.tagged, "; ".join(best.problems)
         else:
             row.reason = best.parsed.reason
         if not final:
             row.chat = row.base + [{"role": "assistant", "content": best.text},
                                    {"role": "user", "content": self.feedback(row, best)}]
 
-    # --- the protocol --------------------------------------------------------------------------------
-    def generate(self, factuals: pd.DataFrame, target) -> CFResult:
-        """One CF per factual; failures and repairs are recorded per row (never raised)."""
-        facts = self._clean(factuals)
-        targets = as_target_series(target, facts.index)
-        n = len(facts)
-        rows: list[_Row | None] = [None] * n
-        skipped: dict[int, str] = {}
-        ok = ~facts[self.schema.continuous].isna().any(axis=1).to_numpy() if self.schema.continuous else np.ones(n, bool)
-        current = np.full(n, -1)
-        if ok.any():
-            current[ok] = self.clf.predict(facts[ok])
-        for i in range(n):
-            fact, tgt = facts.iloc[i], int(targets.iloc[i])
-            if not ok[i]:
-                skipped[i] = f"missing value in {fact[self.schema.continuous].isna().idxmax()}"
-            elif current[i] == tgt:
-                skipped[i] = f"target {tgt} equals the current prediction"
-            else:
-                chat = self.chat_for(fact, int(current[i]), tgt)
-                rows[i] = _Row(fact, int(current[i]), tgt, chat, chat)
-        self._loop([r for r in rows if r is not None])
-        return self._result(facts, targets, rows, skipped)
+    # --- the contract --------------------------------------------------------------------------------
+    def propose(self, factuals: pd.DataFrame, current: np.ndarray, targets: np.ndarray) -> Proposal:
+        rows = []
+        for i in range(len(factuals)):
+            chat = self.chat_for(factuals.iloc[i], int(current[i]), int(targets[i]))
+            rows.append(_Row(factuals.iloc[i], int(current[i]), int(targets[i]), chat, chat))
+        self._loop(rows)
+        self.last_rows = rows  # the calibration step reads every parsed proposal from here
+        cfs = pd.DataFrame(np.nan, index=factuals.index, columns=self.schema.feature_names, dtype=object)
+        for i, r in enumerate(rows):
+            if r.cf is not None:
+                cfs.iloc[i] = r.cf[self.schema.feature_names].to_numpy(dtype=object)
+        extra = pd.DataFrame({"outcome": [r.outcome for r in rows], "rounds": [r.rounds for r in rows],
+                              "parse_failures": [r.parse_failures for r in rows],
+                              "backend_errors": [r.backend_errors for r in rows],
+                              "untagged": [r.untagged for r in rows],
+                              "raw_text": [r.raw_text[:RAW_TEXT_CHARS] for r in rows]}, index=factuals.index)
+        return Proposal(cfs, [r.reason for r in rows], np.array([r.seconds for r in rows]), extra)
 
     def _loop(self, rows: list[_Row]) -> None:
-        cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*cols, disable=not self.progress or not rows, transient=True) as bar:
+        with progress_bar(enabled=self.progress and bool(rows)) as bar:
             for rnd in range(self.repair_rounds + 1):
                 pending = [r for r in rows if not r.outcome]
                 if not pending:
@@ -239,163 +220,44 @@ class LLMGenerator:
                             raise RuntimeError(f"backend returned {len(outs)} results for {len(batch)} prompts")
                     except Exception as exc:  # a backend breaking its contract fails this batch, not the run
                         outs = [exc] * len(batch)
+                    share = (time.perf_counter() - t0) / len(batch)
+                    # a cached answer counts what it cost when it was generated (backends/cache.py)
+                    costs = getattr(self.backend, "last_seconds", None)
+                    costs = costs if costs and len(costs) == len(batch) else [share] * len(batch)
+                    t1 = time.perf_counter()
                     for r, out in zip(batch, outs):
                         self._handle(r, out, final)
-                    share = (time.perf_counter() - t0) / len(batch)
-                    for r in batch:
-                        r.seconds += share
+                    verify = (time.perf_counter() - t1) / len(batch)
+                    for r, cost in zip(batch, costs):
+                        r.seconds += cost + verify
                     bar.advance(task, len(batch))
         for r in rows:
             r.outcome = r.outcome or GIVEN_UP
 
-    def _result(self, facts: pd.DataFrame, targets: pd.Series, rows: list[_Row | None],
-                skipped: dict[int, str]) -> CFResult:
-        idx = facts.index
-        cfs = pd.DataFrame(np.nan, index=idx, columns=self.schema.feature_names, dtype=object)
-        status = pd.Series(FAILED, index=idx, dtype=object)
-        reason = pd.Series("", index=idx, dtype=object)
-        proba = pd.Series(np.nan, index=idx, dtype=float)
-        seconds = pd.Series(0.0, index=idx, dtype=float)
-        extra = pd.DataFrame({"outcome": SKIPPED, "rounds": 0, "parse_failures": 0, "backend_errors": 0,
-                              "untagged": False, "raw_text": ""}, index=idx)
-        for i, r in enumerate(rows):
-            if r is None:
-                reason.iloc[i] = skipped[i]
-                continue
-            if r.cf is not None:
-                cfs.iloc[i] = r.cf[self.schema.feature_names].to_numpy(dtype=object)
-                proba.iloc[i] = r.proba
-                status.iloc[i] = VALID if r.outcome != GIVEN_UP else INVALID
-            reason.iloc[i] = "" if r.outcome != GIVEN_UP else r.reason
-            seconds.iloc[i] = r.seconds
-            extra.iloc[i] = [r.outcome, r.rounds, r.parse_failures, r.backend_errors, r.untagged,
-                             r.raw_text[:RAW_TEXT_CHARS]]
-        for c in self.schema.continuous:
-            cfs[c] = pd.to_numeric(cfs[c], errors="coerce")
-        return CFResult(self.name, facts, targets, cfs, status, reason, proba, seconds, extra=extra)
-
-
-# --- narratives ------------------------------------------------------------------------------------------
-_NUM = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?")
-
-
-def _view_numbers(view: dict) -> list[float]:
-    vals = []
-    for text in [*view["factual"].values(), *view["counterfactual"].values()]:
-        vals += [float(x) for x in _NUM.findall(str(text))]
-    for c in view["changes"]:
-        vals += [abs(c["change"])] if c.get("change") is not None else []
-        vals += [abs(c["percent"])] if c.get("percent") is not None else []
-    probs = [*view["proba_before"], *view["proba_after"]]
-    return vals + probs + [100 * p for p in probs] + [0.0, 1.0, 2.0, 100.0]
-
-
-def narrative_chat(view: dict, schema: Schema) -> Chat:
-    """Chat asking for a three-line Table II narrative built only from the view's numbers."""
-    changes = "\n".join(f"- {c['label']}: {c['from']} -> {c['to']}" + (f" {c['unit']}" if c["unit"] else "")
-                        for c in view["changes"]) or "- none"
-    b, a = view["class_before"], view["class_after"]
-    user = (f"A model predicts \"{view['label_before']}\" for a patient (probability "
-            f"{view['proba_before'][b]:.2f}). A counterfactual changes:\n{changes}\n"
-            f"After the changes the model predicts \"{view['label_after']}\" (probability "
-            f"{view['proba_after'][a]:.2f}). Fixed: {', '.join(view['fixed']) or 'none'}.\n"
-            "Write exactly three short lines for a clinician, using only the numbers above:\n"
-            "Condition: ...\nSuggested changes: ...\nWhy: ...")
-    return [{"role": "system", "content": "You are a clinician who explains model-based recommendations "
-             "briefly and faithfully."}, {"role": "user", "content": user}]
-
-
-def llm_narrative(view: dict, schema: Schema, backend: TextBackend, max_new_tokens: int = 160) -> str | None:
-    """An LLM-written Condition / Suggested changes / Why narrative for an intervention view, or None when the
-    backend fails, the three lines are missing, or the text states a number that is not in the view."""
-    out = backend.generate([narrative_chat(view, schema)], SamplingSettings(max_new_tokens=max_new_tokens))[0]
-    if isinstance(out, Exception) or not out or not out[0].strip():
-        return None
-    text = out[0].strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    heads = ("condition:", "suggested changes:", "why:")
-    picked = [next((ln for ln in lines if ln.lower().lstrip("*- ").startswith(h)), None) for h in heads]
-    if any(p is None for p in picked):
-        return None
-    allowed = _view_numbers(view)
-    for p in picked:
-        for x in _NUM.findall(p):
-            v = abs(float(x))
-            if not any(math.isclose(v, a, rel_tol=0.02, abs_tol=0.011) for a in allowed):
-                return None
-    return "\n".join(p.lstrip("*- ") for p in picked)
-
 
 # --- registry ----------------------------------------------------------------------------------------------
-_BACKENDS: dict[tuple, TextBackend] = {}
-
-
-def cached_backend(spec: str = "embedded", **kwargs) -> TextBackend:
-    """make_backend(spec, **kwargs), built once per distinct (spec, settings) in this process."""
-    from ...backends.registry import make_backend
-
-    key = (spec, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
-    if key not in _BACKENDS:
-        _BACKENDS[key] = make_backend(spec, **kwargs)
-    return _BACKENDS[key]
-
-
-def default_adapter() -> Path:
-    """The adapter saved by the last default `sensecf finetune`; ConfigError when there is none."""
-    adapter = default_adapter_dir()
-    if not (adapter / "adapter_config.json").is_file():
-        raise ConfigError(f"no fine-tuned adapter at {adapter}: run `sensecf finetune` first "
-                          "(or pass --option adapter=PATH)")
-    return adapter
-
-
-def adapter_prompt_style(adapter: str | Path) -> str:
-    """The prompt style an adapter was trained with (its card.json config), "paper" when it has no card."""
-    card = Path(adapter) / "card.json"
-    if not card.is_file():
-        return "paper"
-    return json.loads(card.read_text()).get("config", {}).get("prompt_style", "paper")
-
-
-def _opt(options: dict, key: str, kind, default):
-    value = options.get(key, default)
-    if value is None:
-        return value
-    if kind is bool:
-        text = str(value).strip().lower()
-        if text not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"option {key}={value!r} must be true or false")
-        return text in ("true", "1", "yes")
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"option {key}={value!r} must be {kind.__name__}") from None
-
-
-def llm_from_context(context: GeneratorContext, mode: str) -> LLMGenerator:
-    """An LLMGenerator whose backend and settings come from context.options (see the module docstring)."""
-    o = context.options or {}
-    spec = str(o.get("backend", "embedded"))
+def llm_from_options(context: GeneratorContext, options: LLMOptions, mode: str) -> LLMGenerator:
+    """An LLMGenerator whose backend and settings come from typed options (see the module docstring)."""
+    spec = parse_backend_spec(options.backend)
     # only llm-fine-tuned reads the adapter: zero- and few-shot are the base model, also when one options dict
     # serves every method (as in `sensecf run`); a model served behind an OpenAI-compatible endpoint (e.g. vLLM
     # --enable-lora) carries its adapter already
-    adapter = o.get("adapter") if mode == "fine-tuned" else None
-    if mode == "fine-tuned" and not adapter and not spec.startswith("openai:"):
-        adapter = default_adapter()
-    style = o.get("prompt_style") or (adapter_prompt_style(adapter) if mode == "fine-tuned" and adapter else "paper")
+    adapter = options.adapter if mode == "fine-tuned" else None
+    if mode == "fine-tuned" and not adapter and spec.local_model:
+        adapter = str(default_adapter())
+    style = options.prompt_style or (adapter_prompt_style(adapter) if mode == "fine-tuned" and adapter else "paper")
     # the compact answer is ~15 tokens: drawing several and keeping the closest valid one costs little, and a
     # CPU-fine-tuned model learns which feature to move more reliably than how far (benchmarks/results/finetune.md)
-    candidates = _opt(o, "candidates", int, COMPACT_CANDIDATES if style == "compact" else 1)
-    batch_size = _opt(o, "batch_size", int, 8)
-    backend = cached_backend(spec, base_url=o.get("base_url"), adapter=adapter,
-                             allow_remote=_opt(o, "allow_remote", bool, False), cache_dir=o.get("cache_dir"),
-                             batch_size=batch_size)
-    return LLMGenerator(context, backend, mode=mode, k=_opt(o, "k", int, 3),
-                        repair_rounds=_opt(o, "repair_rounds", int, 2), candidates=candidates,
-                        temperature=_opt(o, "temperature", float, 0.7 if candidates > 1 else 0.0),
-                        batch_size=batch_size, max_new_tokens=_opt(o, "max_new_tokens", int, None),
-                        require_tag=_opt(o, "require_tag", bool, False), style=str(style))
+    candidates = options.candidates or (COMPACT_CANDIDATES if style == "compact" else 1)
+    temperature = options.temperature if options.temperature is not None else (0.7 if candidates > 1 else 0.0)
+    server = {k: getattr(options, k) for k in SERVER_OPTIONS} if spec.kind == "openai" else {}
+    backend = cached_backend(options.backend, base_url=options.base_url, adapter=adapter,
+                             allow_remote=options.allow_remote, cache_dir=options.cache_dir,
+                             batch_size=options.batch_size, **server)
+    return LLMGenerator(context, backend, mode=mode, k=options.k, repair_rounds=options.repair_rounds,
+                        candidates=candidates, temperature=temperature, batch_size=options.batch_size,
+                        max_new_tokens=options.max_new_tokens, require_tag=options.require_tag, style=str(style))
 
 
 for _mode in MODES:  # llm-zero-shot, llm-few-shot, llm-fine-tuned
-    register(f"llm-{_mode}")(partial(llm_from_context, mode=_mode))
+    register(f"llm-{_mode}", partial(llm_from_options, mode=_mode), LLMOptions, f"LLM, {_mode}")

@@ -15,6 +15,7 @@ Words after a number ("120 steps per minute") are allowed; a second number is no
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -105,6 +106,8 @@ def parse_value(value: str, f: FeatureSpec) -> tuple[object, str]:
     if len(nums) > 1:
         return None, f"{f.name}: {value.strip()!r} holds several numbers"
     v = float(nums[0].replace(",", "").replace("−", "-"))
+    if not math.isfinite(v):
+        return None, f"{f.name}: {nums[0][:20]}... is not a finite number"
     if f.kind == "integer" and abs(v - round(v)) > 1e-9:
         return None, f"{f.name}: {v:g} is not a whole number"
     return v, ""
@@ -166,11 +169,3 @@ def parse_answer(text: str, schema: Schema, factual: pd.Series, require_tag: boo
     if all(f.format_value(row[f.name]) == f.format_value(factual[f.name]) for f in schema.features):
         return ParseResult(None, "copied the factual unchanged", tagged)
     return ParseResult(row, "", tagged)
-
-
-def as_frame(rows: list[pd.Series], schema: Schema) -> pd.DataFrame:
-    """Parsed rows as a DataFrame with numeric columns as float, categoricals as str."""
-    df = pd.DataFrame(rows)[schema.feature_names]
-    for f in schema.features:
-        df[f.name] = df[f.name].astype(str) if f.is_categorical else df[f.name].astype(float)
-    return df

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ...backends.base import Chat
+from ...cf.distance import FeatureScale
 from ...schema import FeatureSpec, Schema
 
 STYLES = ("paper", "compact")
@@ -61,10 +62,10 @@ def render_answer(cf: pd.Series, schema: Schema, factual: pd.Series | None = Non
     return "<new>\n" + "\n".join(lines) + "\n</new>"
 
 
-def _rule(f: FeatureSpec) -> str:
+def _rule(f: FeatureSpec, way: str) -> str:
     if f.immutable:
         return "FIXED, never change"
-    parts = {"any": "may change", "increase": "may only increase", "decrease": "may only decrease"}[f.direction]
+    parts = {"any": "may change", "increase": "may only increase", "decrease": "may only decrease"}[way]
     if f.is_categorical:
         return f"{parts}; one of: {', '.join(f.levels)}"
     lo, hi = f.bounds
@@ -91,6 +92,7 @@ def build_chat(factual: pd.Series, current: int, target: int, schema: Schema,
     if style != "paper":
         raise ValueError(f"prompt style must be one of {STYLES}, got {style!r}")
     cur, tgt = _label(schema, current), _label(schema, target)
+    desired = schema.desired_class
     fixed = [f.label for f in schema.features if f.immutable]
     lines = [
         f"Task: a classifier labels the instance below as \"{cur}\" (y = {int(current)}). Modify the instance "
@@ -98,7 +100,8 @@ def build_chat(factual: pd.Series, current: int, target: int, schema: Schema,
         f"possible, by as little as needed, and keep the values realistic.",
         "",
         "Features (description; allowed change):",
-        *[f"- {feature_heading(f)}: {f.description or f.name}; {_rule(f)}" for f in schema.features],
+        *[f"- {feature_heading(f)}: {f.description or f.name}; {_rule(f, f.allowed_direction(target, desired))}"
+          for f in schema.features],
     ]
     if fixed:
         lines += ["", f"Fixed features (never change them): {', '.join(fixed)}."]
@@ -121,7 +124,9 @@ def _compact_chat(factual: pd.Series, current: int, target: int, schema: Schema,
     attends best)."""
     cur, tgt = _label(schema, current), _label(schema, target)
     rules = [f"Fixed: {', '.join(f.label for f in schema.features if f.immutable)}."] if schema.immutable else []
-    rules += [f"{f.label} may only {f.direction}." for f in schema.features if not f.immutable and f.direction != "any"]
+    ways = {f.name: f.allowed_direction(target, schema.desired_class) for f in schema.features}
+    rules += [f"{f.label} may only {ways[f.name]}." for f in schema.features
+              if not f.immutable and ways[f.name] != "any"]
     lines = [" ".join(rules)] if rules else []
     for i, (_, ex) in enumerate((examples if examples is not None else pd.DataFrame()).iterrows(), 1):
         lines += [f"Example {i} (\"{tgt}\"):", render_instance(ex, schema)]
@@ -130,30 +135,15 @@ def _compact_chat(factual: pd.Series, current: int, target: int, schema: Schema,
     return [{"role": "system", "content": COMPACT_SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
 
 
-def normalised_distance(factual: pd.Series, rows: pd.DataFrame, schema: Schema,
-                        ranges: dict[str, tuple[float, float]]) -> np.ndarray:
-    """L1 distance of min-max-normalised numeric features plus the count of differing categoricals."""
-    d = np.zeros(len(rows))
-    for f in schema.features:
-        if f.is_categorical:
-            d += (rows[f.name].astype(str).to_numpy() != str(factual[f.name])).astype(float)
-        else:
-            lo, hi = ranges[f.name]
-            width = max(hi - lo, 1e-12)
-            d += np.abs(rows[f.name].astype(float).to_numpy() - float(factual[f.name])) / width
-    return d
-
-
 def nearest_examples(factual: pd.Series, X_pool: pd.DataFrame, y_pool, target: int, schema: Schema,
                      k: int = 3) -> pd.DataFrame:
-    """k rows of class `target` nearest the factual (min-max-normalised), preferring rows that share the
+    """k rows of class `target` nearest the factual (cf.FeatureScale distance), preferring rows that share the
     factual's immutable values; ties keep the pool's order."""
     y = np.asarray(y_pool).astype(int)
     pool = X_pool.loc[y == int(target), schema.feature_names]
     if pool.empty or k <= 0:
         return pool.iloc[:0]
-    ranges = {c: (float(X_pool[c].min()), float(X_pool[c].max())) for c in schema.continuous}
-    dist = normalised_distance(factual, pool, schema, ranges)
+    dist = FeatureScale(schema, X_pool).distance_from(factual, pool)
     mismatch = np.zeros(len(pool))
     for c in schema.immutable:
         mismatch += (pool[c].astype(str).to_numpy() != str(factual[c])) if schema[c].is_categorical else \
