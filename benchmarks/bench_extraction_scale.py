@@ -7,9 +7,12 @@ For each size a seeded synthetic cohort is written in the raw AI-READI layout (t
 temporary folder, deleted at the end unless --keep). Each extraction is a fresh `sensecf data extract ROOT --out
 X.parquet --workers W` subprocess (no parts to resume): wall time from start to exit, the peak of the summed RSS of
 the whole process tree (the CLI and its workers, sampled every 50 ms), the largest RSS of any one process of the tree
-(exact, from wait4) and the CPU seconds of the tree. The cohort files were just written, so
-they are in the page cache for every run. With --repeats R the worker counts are run R times interleaved and the
-fastest run is reported (the machine is shared; the load average before and after each run is recorded).
+(exact, from wait4), the CPU seconds of the tree and the phases from the run's summary (prepare, participants =
+the pool, combine). The cohort files were just written, so they are in the page cache for every run. With --repeats
+R the worker counts are run R times interleaved and the fastest run is reported (the machine is shared; the load
+average before and after each run is recorded). Before each repeat a control measures what the machine gives two
+processes at that moment: a pure-Python CPU loop run twice in one process, then once in each of two processes
+(the control's speed-up; 2.0 on two idle cores).
 Targets (2-core machine): speed-up >= 1.8 with 2 workers, peak memory independent of cohort size, 1,067
 participants in <= 5 min with 2 workers. Writes benchmarks/results/extraction_scale.json and .md; a size measured
 again replaces its earlier entry (same days and seed), the other sizes are kept.
@@ -80,10 +83,26 @@ def run_extraction(root: Path, out: Path, workers: int) -> dict:
     sampler.join()
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{log.read_text()[-3000:]}")
-    return {"workers": workers, "seconds": round(wall, 2), "peak_rss_mb": round(peak[0] / 2**20, 1),
+    phases = json.loads(out.with_name(out.name + ".summary.json").read_text())["phases"]
+    return {"workers": workers, "seconds": round(wall, 2), "phases": phases, "peak_rss_mb": round(peak[0] / 2**20, 1),
             "max_process_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1), "load_before": round(load0, 2),
             "load_after": round(os.getloadavg()[0], 2)}
+
+
+CONTROL = "import sys\nfor _ in range(int(sys.argv[1])):\n    sum(i * i for i in range(2_000_000))"
+
+
+def control_speedup(units: int = 8) -> float:
+    """Wall time of 2 x `units` CPU-loop units in one process / 2 processes doing `units` each."""
+    def wall(procs: int, each: int) -> float:
+        t0 = time.perf_counter()
+        running = [subprocess.Popen([sys.executable, "-c", CONTROL, str(each)]) for _ in range(procs)]
+        for p in running:
+            p.wait()
+        return time.perf_counter() - t0
+
+    return round(wall(1, 2 * units) / wall(2, units), 2)
 
 
 def cohort_mb(root: Path) -> float:
@@ -115,8 +134,10 @@ def main(argv: list[str] | None = None) -> dict:
             if not (root / "participants.tsv").is_file():
                 write_synthetic_cohort(root, n, args.days, args.seed, progress=False)
             write_s = time.perf_counter() - t0
-            runs = []
+            runs, controls = [], []
             for r in range(args.repeats):
+                controls.append(control_speedup())
+                print(f"control speed-up now: {controls[-1]}", flush=True)
                 order = worker_counts if r % 2 == 0 else worker_counts[::-1]
                 for w in order:
                     out = work / f"features-p{n}-w{w}-r{r}.parquet"
@@ -124,11 +145,13 @@ def main(argv: list[str] | None = None) -> dict:
                     print(f"{n} participants, {w} worker(s): {runs[-1]}", flush=True)
             best = {w: min((x for x in runs if x["workers"] == w), key=lambda x: x["seconds"]) for w in worker_counts}
             row = {"participants": n, "raw_mb": round(cohort_mb(root), 1), "synth_write_seconds": round(write_s, 1),
-                   "runs": runs, "best": {str(w): b for w, b in best.items()}}
+                   "runs": runs, "controls": controls, "best": {str(w): b for w, b in best.items()}}
             for w, b in best.items():
                 row[f"ms_per_participant_w{w}"] = round(1000 * b["seconds"] / n, 1)
             if 1 in best and 2 in best:
                 row["speedup_2_workers"] = round(best[1]["seconds"] / best[2]["seconds"], 2)
+                row["speedup_2_workers_pool"] = round(best[1]["phases"]["participants"]
+                                                      / best[2]["phases"]["participants"], 2)
             result["sizes"] = sorted(result["sizes"] + [row], key=lambda r: r["participants"])
             write_json(JSON, result)
             if not args.keep:
@@ -144,22 +167,39 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def repeat_speedups(runs: list[dict]) -> list[float]:
+    """1-worker / 2-worker wall time within each repeat (runs are stored repeat by repeat)."""
+    out = []
+    for i in range(0, len(runs) - 1, 2):
+        pair = {r["workers"]: r["seconds"] for r in runs[i:i + 2]}
+        if set(pair) == {1, 2}:
+            out.append(round(pair[1] / pair[2], 2))
+    return out
+
+
 def markdown(result: dict) -> str:
     """The results table plus the three targets, each with its measured value."""
     lines = [f"# AI-READI extraction at scale (synthetic cohorts, {result['days']} days, "
              f"{result['cpu_count']} CPUs, shared machine)", "",
-             "| participants | raw JSON MB | workers | wall s | ms/participant | peak tree RSS MB | max process RSS MB | "
-             "CPU s | load before→after | speed-up |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+             "| participants | raw JSON MB | workers | wall s | ms/participant | pool s | serial s | peak tree RSS MB "
+             "| max process RSS MB | CPU s | load before→after | speed-up (pool) | control |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|"]
     for row in result["sizes"]:
         for w, b in row["best"].items():
-            speed = row.get("speedup_2_workers", "") if w == "2" else ""
+            ph = b.get("phases")
+            pool, serial = (ph["participants"], round(ph["prepare"] + ph["combine"], 2)) if ph else ("–", "–")
+            speed = f"{row.get('speedup_2_workers', '')} ({row.get('speedup_2_workers_pool', '–')})" if w == "2" else ""
+            if w == "2" and len(row["runs"]) > 2:
+                speed += " per repeat " + ", ".join(str(x) for x in repeat_speedups(row["runs"]))
+            control = "/".join(str(c) for c in row.get("controls", [])) or "–"
             lines.append(f"| {row['participants']} | {row['raw_mb']} | {w} | {b['seconds']} | "
-                         f"{round(1000 * b['seconds'] / row['participants'], 1)} | {b['peak_rss_mb']} | "
-                         f"{b.get('max_process_rss_mb', '–')} | {b['cpu_seconds']} | {b['load_before']}→{b['load_after']} | {speed} |")
+                         f"{round(1000 * b['seconds'] / row['participants'], 1)} | {pool} | {serial} | "
+                         f"{b['peak_rss_mb']} | {b.get('max_process_rss_mb', '–')} | {b['cpu_seconds']} | "
+                         f"{b['load_before']}→{b['load_after']} | {speed} | {control if w == '2' else ''} |")
     sizes = result["sizes"]
     peaks = {w: [r["best"][w]["peak_rss_mb"] for r in sizes if w in r["best"]] for w in ("1", "2")}
     lines += ["", "Targets:"]
-    big = [r for r in sizes if r["participants"] == max(r["participants"] for r in sizes)][0]
+    big = max(sizes, key=lambda r: r["participants"])
     if "speedup_2_workers" in big:
         ok = big["speedup_2_workers"] >= TARGET_SPEEDUP
         lines.append(f"- speed-up with 2 workers at {big['participants']} participants: "
@@ -176,7 +216,11 @@ def markdown(result: dict) -> str:
     lines += ["", "Synthetic cohort writing (serial writer): " + ", ".join(
         f"{r['participants']} participants {r['synth_write_seconds']} s" for r in sizes) + ".",
         "Wall time includes interpreter start-up, spawning the workers, the per-participant Parquet parts and the "
-        "final combine; peak memory is the summed RSS of the CLI process and its workers."]
+        "final combine; pool s = the participants phase (the process pool), serial s = prepare + combine; "
+        "speed-up = 1-worker / 2-worker wall time of the fastest runs, (pool) the same for the participants phase, "
+        "per repeat = within each repeat. control = the speed-up two processes of a pure CPU loop got just before "
+        "each repeat (2.0 on two idle cores): the most this machine gave two workers then. Peak memory is the "
+        "summed RSS of the CLI process and its workers."]
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,8 @@ def _in_memory(root) -> pd.DataFrame:
 def test_parallel_equals_serial_and_the_in_memory_reader(root, serial, tmp_path):
     par = extract_cohort(root, tmp_path / "features.parquet", workers=2, progress=False)
     assert (serial.workers, par.workers) == (1, 2) and par.extracted == N and par.skipped == []
+    assert set(par.phases) == {"prepare", "participants", "combine"}
+    assert par.seconds == pytest.approx(sum(par.phases.values()))
     a, b = read_table(serial.out), read_table(par.out)
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns) == OUTPUT_COLUMNS and a["participant_id"].nunique() == N - 1   # one has no CGM

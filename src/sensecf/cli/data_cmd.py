@@ -58,7 +58,7 @@ def extract(aireadi_dir: Path = typer.Argument(..., help="AI-READI root (the fol
     for note in s.notes:
         style = "yellow" if note.startswith("skipped") else "dim"
         console.print(f"[{style}]- {note}[/]", highlight=False)
-    rate = (s.extracted + len(s.skipped)) / max(s.seconds, 1e-9)
+    ran = s.extracted + len(s.skipped)
+    pace = f"; {s.workers} worker(s), {ran / max(s.phases['participants'], 1e-9):.1f} participants/s" if ran else ""
     console.print(f"{s.extracted} participant(s) extracted, {s.resumed} resumed from {out.name}.parts, "
-                  f"{len(s.skipped)} skipped; {s.workers} worker(s), {rate:.1f} participants/s; done in "
-                  f"{s.seconds:.1f} s")
+                  f"{len(s.skipped)} skipped{pace}; done in {s.seconds:.1f} s")

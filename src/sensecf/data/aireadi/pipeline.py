@@ -89,6 +89,7 @@ class ExtractionSummary:
     resumed: int
     workers: int
     seconds: float
+    phases: dict[str, float]        # seconds: prepare (index, resume scan), participants (the pool), combine
     windows: int
     skipped: list[dict[str, str]]
     dropped: dict[str, int]
@@ -300,12 +301,14 @@ def extract_cohort(root: str | Path, out: str | Path, demographics: Path | None 
             outcomes[pid] = done
     todo = [p for p in pids if p not in outcomes]
     n_workers = max(1, min(workers or default_workers(len(todo)), len(todo) or 1))
+    t1 = time.perf_counter()
     outcomes.update(_run(index, todo, parts, n_workers, progress, len(outcomes)))
-    return _finish(index, pids, outcomes, parts, out, n_workers, len(pids) - len(todo), t0)
+    phases = {"prepare": t1 - t0, "participants": time.perf_counter() - t1}
+    return _finish(index, pids, outcomes, parts, out, n_workers, len(pids) - len(todo), phases)
 
 
 def _finish(index: reader.CohortIndex, pids: list[str], outcomes: dict[str, ParticipantOutcome], parts: Path,
-            out: Path, workers: int, resumed: int, t0: float) -> ExtractionSummary:
+            out: Path, workers: int, resumed: int, phases: dict[str, float]) -> ExtractionSummary:
     """Combine the parts, build the notes and write `<out>.summary.json`."""
     ok = [outcomes[p] for p in pids if not outcomes[p].error]
     skipped = [{"participant": o.pid, "file": o.file, "reason": o.error} for p in pids if (o := outcomes[p]).error]
@@ -316,7 +319,9 @@ def _finish(index: reader.CohortIndex, pids: list[str], outcomes: dict[str, Part
     if windows == 0:
         raise DataError(f"no 2-h window has enough CGM data, a staged night and a stress label (dropped: "
                         f"{dropped}); version {version}", file=str(index.root))
+    t0 = time.perf_counter()
     _combine([o.pid for o in ok], parts, out)
+    phases = {k: round(v, 3) for k, v in {**phases, "combine": time.perf_counter() - t0}.items()}
     missing = {m: sum(m in o.missing for o in ok) for m in MODALITIES}
     contributing = sum(o.windows > 0 for o in ok)
     notes = [f"AI-READI {version} layout at {index.root}: {len(pids)} participant(s) listed, {len(ok)} loaded, "
@@ -328,7 +333,8 @@ def _finish(index: reader.CohortIndex, pids: list[str], outcomes: dict[str, Part
     for split in sorted({o.split for o in ok if o.windows}):
         splits.append(_split_row(split, [o for o in ok if o.windows and o.split == split]))
     summary = ExtractionSummary(index.root, out, version, len(pids), len(pids) - resumed - len(skipped), resumed,
-                                workers, round(time.perf_counter() - t0, 3), windows, skipped, dropped, splits, notes)
+                                workers, round(sum(phases.values()), 3), phases, windows, skipped, dropped, splits,
+                                notes)
     write_json(out.with_name(out.name + ".summary.json"), summary.to_json())
     return summary
 
