@@ -137,11 +137,11 @@ def main() -> None:
     ap.add_argument("--distill-rounds", type=int, default=1)
     args = ap.parse_args()
     set_verbose(False)
-    previous = OUT / "calibration.json"
-    kept = json.loads(previous.read_text())["results"] if previous.exists() else []
     names = args.data.split(",")
-    results = [r for r in kept if r["dataset"] not in names] + [run_dataset(n, args.n, args.distill_rounds)
-                                                                  for n in names]
+    fresh = [run_dataset(n, args.n, args.distill_rounds) for n in names]
+    previous = OUT / "calibration.json"  # read after the runs: another dataset may have finished meanwhile
+    kept = json.loads(previous.read_text())["results"] if previous.exists() else []
+    results = [r for r in kept if r["dataset"] not in names] + fresh
     previous.write_text(json.dumps({"results": results, "versions": package_versions()}, indent=2, default=str))
     lines = ["# Calibrated LLM counterfactuals vs baselines (issue #11 targets)", "",
              "`python benchmarks/bench_calibration.py --data DATA --n N --distill-rounds R` (one section per "

@@ -1,14 +1,12 @@
 """Window features checked against numbers computed by hand on tiny in-memory streams."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from sensecf.data.aireadi.features import (OUTPUT_COLUMNS, daily_labels, extract_features, hyper_event_starts,
-                                           night_stages, participant_windows)
-from sensecf.data.aireadi.reader import Cohort, ParticipantStreams
+from sensecf.data.aireadi.features import (OUTPUT_COLUMNS, daily_labels, hyper_event_starts, night_stages,
+                                           participant_rows, participant_windows)
+from sensecf.data.aireadi.reader import ParticipantStreams
 
 TZ = "America/Los_Angeles"
 
@@ -111,15 +109,15 @@ def test_windows_without_night_or_label_are_dropped():
     assert len(w) == 0 and dropped["no_label"] == 3
 
 
-def test_extract_features_columns_and_immutables():
-    parts = pd.DataFrame({"participant_id": ["1001"], "study_group": ["insulin_dependent"],
-                          "subgroup": ["insulin_t2dm"], "age": [61.0], "clinical_site": ["UW"],
-                          "recommended_split": ["test"], "gender": ["female"], "medication": ["insulin"]})
-    cohort = Cohort(root=Path("."), version="v2", participants=parts, streams={"1001": hand_streams()})
-    out = extract_features(cohort, progress=False)
-    assert list(out.columns) == OUTPUT_COLUMNS and len(out) == 3
+def test_participant_rows_columns_and_immutables():
+    info = {"age": 61.0, "gender": "female", "medication": "insulin", "subgroup": "insulin_t2dm",
+            "recommended_split": "test"}
+    out, dropped = participant_rows(hand_streams(), info)
+    assert list(out.columns) == OUTPUT_COLUMNS and len(out) == 3 and (out["participant_id"] == "1001").all()
     assert out["window_start"].iloc[1] == "2023-09-01T08:00:00-07:00"
     assert out["window_end"].iloc[1] == "2023-09-01T10:00:00-07:00"
     assert out[["age", "gender", "medication", "subgroup", "recommended_split"]].iloc[0].tolist() == [
         61, "female", "insulin", "insulin_t2dm", "test"]
-    assert out.attrs["dropped"]["cgm_coverage"] == 2
+    assert dropped["cgm_coverage"] == 2
+    none, dropped = participant_rows(hand_streams(), {**info, "age": None})
+    assert len(none) == 0 and list(none.columns) == OUTPUT_COLUMNS and dropped["no_age"] == 3

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 
 _state = {"verbose": os.environ.get("SENSECF_QUIET", "").strip().lower() not in ("1", "true", "yes")}
 _consoles: dict[bool, Console] = {}
@@ -33,10 +35,21 @@ def console() -> Console:
     return _consoles[quiet]
 
 
-def progress_bar(enabled: bool = True, width: int = 28, eta: bool = False, transient: bool = False) -> Progress:
-    """A rich progress bar (description, bar, n/total, elapsed[, remaining]) on the library console; disabled when
-    `enabled` is false or verbosity is off."""
-    columns = [TextColumn(f"{{task.description:<{width}}}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+class RateColumn(ProgressColumn):
+    """Completed steps per second."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f}/s" if task.speed else "-/s", style="progress.data.speed")
+
+
+def progress_bar(enabled: bool = True, width: int = 28, eta: bool = False, transient: bool = False,
+                 rate: bool = False) -> Progress:
+    """A rich progress bar (description, bar, n/total[, steps/s], elapsed[, "ETA" remaining]) on the library
+    console; disabled when `enabled` is false or verbosity is off."""
+    columns = [TextColumn(f"{{task.description:<{width}}}"), BarColumn(), MofNCompleteColumn()]
+    if rate:
+        columns.append(RateColumn())
+    columns.append(TimeElapsedColumn())
     if eta:
-        columns.append(TimeRemainingColumn())
+        columns += [TextColumn("ETA"), TimeRemainingColumn()] if rate else [TimeRemainingColumn()]
     return Progress(*columns, console=console(), disable=not (enabled and _state["verbose"]), transient=transient)

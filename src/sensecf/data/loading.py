@@ -53,9 +53,9 @@ def synthetic_cohort(participants: int = 120, days: int = 10, seed: int = 0,
 def _cached_features(root: Path, demographics, build, note: str) -> Dataset:
     """The synthetic cohort's feature table, pickled beside it and keyed by the reader/feature code and the
     demographics file, so repeated runs skip the ~1-minute extraction."""
-    from .aireadi import features, reader
+    from .aireadi import features, pipeline, reader, schema
 
-    parts = [Path(m.__file__).read_bytes() for m in (features, reader)]
+    parts = [Path(m.__file__).read_bytes() for m in (features, pipeline, reader, schema)]
     if demographics is not None:
         parts.append(Path(demographics).read_bytes() if Path(demographics).is_file() else str(demographics).encode())
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:12]

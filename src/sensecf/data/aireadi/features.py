@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.progress import track
 
-from ...errors import DataError
 from .schema import aireadi_stress_schema
 from ..dataset import Dataset
-from .reader import STAGES, Cohort, ParticipantStreams, _console, read_cohort
+from .reader import STAGES, ParticipantStreams
 
 WINDOW_HOURS = 2
 EXPECTED_READINGS = WINDOW_HOURS * 12          # Dexcom G6: one reading every 5 min
@@ -158,53 +156,43 @@ def participant_windows(ps: ParticipantStreams) -> tuple[pd.DataFrame, dict[str,
     return w[keep].drop(columns=["n_cgm", "n_steps"]), counts
 
 
-def extract_features(cohort: Cohort, progress: bool = True) -> pd.DataFrame:
-    """Window feature table (columns OUTPUT_COLUMNS); drop counts per reason in `frame.attrs["dropped"]`."""
-    parts = cohort.participants.set_index("participant_id")
-    frames, dropped = [], dict.fromkeys(DROP_REASONS, 0)
-    pids = list(cohort.streams)
-    it = track(pids, description="extracting 2-h windows", console=_console) if progress else pids
-    for pid in it:
-        w, counts = participant_windows(cohort.streams[pid])
-        for k, v in counts.items():
-            dropped[k] += v
-        if len(w) == 0:
-            continue
-        info = parts.loc[pid]
-        if pd.isna(info["age"]):
-            dropped["no_age"] += len(w)
-            continue
-        w.insert(0, "participant_id", pid)
-        for col in ("age", "gender", "medication", "subgroup", "recommended_split"):
-            w[col] = info[col]
-        w["window_start"] = w["window_start"].map(pd.Timestamp.isoformat)
-        w["window_end"] = w["window_end"].map(pd.Timestamp.isoformat)
-        frames.append(w)
-    if frames:
-        out = pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
-    else:
-        out = pd.DataFrame(columns=OUTPUT_COLUMNS)
-    out["label"] = out["label"].astype(int)
-    out["hyper_events"] = out["hyper_events"].astype(int)
-    out["age"] = out["age"].astype(int)
-    out.attrs["dropped"] = dropped
-    return out
+IMMUTABLE_COLUMNS = ("age", "gender", "medication", "subgroup", "recommended_split")
 
 
-def aireadi_dataset(root: str | Path, demographics: Path | None = None, progress: bool = True) -> Dataset:
-    """Read an AI-READI root and return the validated window Dataset (notes carry provenance and skips)."""
-    cohort = read_cohort(root, demographics=demographics, progress=progress)
-    frame = extract_features(cohort, progress=progress)
-    dropped = frame.attrs.get("dropped", {})
-    if len(frame) == 0:
-        raise DataError(f"no 2-h window has enough CGM data, a staged night and a stress label (dropped: "
-                        f"{dropped}); version {cohort.version}", file=str(cohort.root))
+def participant_rows(ps: ParticipantStreams, info: dict) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One participant's output rows (columns OUTPUT_COLUMNS, ISO window times) and drop counts per reason.
+
+    `info` holds the participant's IMMUTABLE_COLUMNS; a participant without an age contributes no rows.
+    """
+    w, counts = participant_windows(ps)
+    if len(w) and pd.isna(info["age"]):
+        counts["no_age"] += len(w)
+        w = w.iloc[:0]
+    if len(w) == 0:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in OUTPUT_COLUMNS}), counts
+    w.insert(0, "participant_id", ps.pid)
+    for col in IMMUTABLE_COLUMNS:
+        w[col] = info[col]
+    w["window_start"] = w["window_start"].map(pd.Timestamp.isoformat)
+    w["window_end"] = w["window_end"].map(pd.Timestamp.isoformat)
+    w = w[OUTPUT_COLUMNS].reset_index(drop=True)
+    return w.astype({"label": int, "hyper_events": int, "age": int}), counts
+
+
+def aireadi_dataset(root: str | Path, demographics: Path | None = None, progress: bool = True,
+                    workers: int | None = None) -> Dataset:
+    """Read an AI-READI root and return the validated window Dataset (notes carry provenance and skips).
+
+    Extraction runs through `pipeline.extract_cohort` (participants in parallel, into a temporary folder).
+    """
+    import tempfile
+
+    from .pipeline import extract_cohort, read_table
+
+    with tempfile.TemporaryDirectory(prefix="sensecf-extract-") as tmp:
+        summary = extract_cohort(root, Path(tmp) / "features.parquet", demographics=demographics,
+                                 workers=workers, progress=progress)
+        frame = read_table(summary.out)
     schema = aireadi_stress_schema()
-    frame = schema.validate_frame(frame, source=str(cohort.root))
-    notes = [f"AI-READI {cohort.version} layout at {cohort.root}: {len(cohort.participants)} participant(s) "
-             f"listed, {len(cohort.streams)} loaded, {len(cohort.skipped)} skipped, "
-             f"{frame['participant_id'].nunique()} contribute windows"]
-    notes += cohort.notes
-    notes += [f"skipped participant {pid}: {reason}" for pid, _, reason in cohort.skipped]
-    notes.append("windows dropped: " + ", ".join(f"{k}={v}" for k, v in dropped.items()))
-    return Dataset(name="aireadi", schema=schema, frame=frame, notes=notes)
+    frame = schema.validate_frame(frame, source=str(summary.root))
+    return Dataset(name="aireadi", schema=schema, frame=frame, notes=summary.notes)

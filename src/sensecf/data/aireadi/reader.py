@@ -390,27 +390,72 @@ def read_participant(root: Path, pid: str, manifests: dict) -> tuple[Participant
     return ps, markers, missing
 
 
-def read_cohort(root: str | Path, demographics: Path | None = None, progress: bool = True) -> Cohort:
-    """Read participants.tsv, manifests and every participant's CGM/steps/stress/sleep files.
+@dataclass
+class CohortIndex:
+    """What is needed to read participants one at a time: root, participants (+ demographics), manifests.
 
-    A participant whose file is malformed is skipped with a warning and listed in `Cohort.skipped`;
-    a missing root, missing participants.tsv or unknown study_group raises DataError.
+    `markers` holds the layout-version markers seen so far (the v3 `person_id` column); `notes` the
+    demographics provenance.
+    """
+
+    root: Path
+    participants: pd.DataFrame
+    manifests: dict[str, dict[str, dict[str, str]]]
+    markers: set[str]
+    notes: list[str]
+
+    def manifests_of(self, pid: str) -> dict[str, dict[str, dict[str, str]]]:
+        """The manifest rows of one participant (what a worker process needs to find its files)."""
+        return {d: {pid: rows[pid]} if pid in rows else {} for d, rows in self.manifests.items()}
+
+
+def open_cohort(root: str | Path, demographics: Path | None = None) -> CohortIndex:
+    """Read participants.tsv, the demographics file and the manifests (not the sensor files).
+
+    A missing root, missing participants.tsv, unknown study_group or bad demographics value raises DataError.
     """
     root = find_root(root)
     notes: list[str] = []
     parts, idcol = read_participants(root)
     parts = _apply_demographics(parts, demographics, notes)
-    manifests = {}
-    for datatype in ("wearable_blood_glucose", "wearable_activity_monitor"):
-        manifests[datatype] = _read_manifest(root / datatype / "manifest.tsv")
-    markers: set[str] = {"v3"} if idcol == "person_id" else set()
-    cohort = Cohort(root=root, version="v2", participants=parts, notes=notes)
+    manifests = {d: _read_manifest(root / d / "manifest.tsv")
+                 for d in ("wearable_blood_glucose", "wearable_activity_monitor")}
+    return CohortIndex(root, parts, manifests, {"v3"} if idcol == "person_id" else set(), notes)
+
+
+def cohort_version(markers: set[str]) -> str:
+    """v1 when any file had the v1 shape, else v3 when any v3 marker was seen, else v2."""
+    return "v1" if "v1" in markers else ("v3" if "v3" in markers else "v2")
+
+
+def cohort_notes(version: str, missing_counts: dict[str, int], n_skipped: int) -> list[str]:
+    """Notes on missing modalities, the v1 layout and skipped participants."""
+    notes = [f"{n} participant(s) have no {m} data (folder absent, manifest 'None' or empty file)"
+             for m, n in missing_counts.items() if n]
+    if version == "v1":
+        notes.append("v1 layout detected: CGM body is a bare list and sleep has durations only (no stages), "
+                     "so sleep-stage features cannot be computed")
+    if n_skipped:
+        notes.append(f"{n_skipped} participant(s) skipped because of unreadable files")
+    return notes
+
+
+def read_cohort(root: str | Path, demographics: Path | None = None, progress: bool = True) -> Cohort:
+    """Read participants.tsv, manifests and every participant's CGM/steps/stress/sleep files into memory.
+
+    A participant whose file is malformed is skipped with a warning and listed in `Cohort.skipped`;
+    a missing root, missing participants.tsv or unknown study_group raises DataError. For large cohorts use
+    `pipeline.extract_cohort`, which holds one participant per worker process.
+    """
+    index = open_cohort(root, demographics)
+    markers = set(index.markers)
+    cohort = Cohort(root=index.root, version="v2", participants=index.participants, notes=index.notes)
     missing_counts = {m: 0 for m in MODALITIES}
-    pids = parts["participant_id"].tolist()
+    pids = index.participants["participant_id"].tolist()
     it = track(pids, description="reading AI-READI participants", console=_console) if progress else pids
     for pid in it:
         try:
-            ps, mk, missing = read_participant(root, pid, manifests)
+            ps, mk, missing = read_participant(index.root, pid, index.manifests)
         except DataError as e:
             cohort.skipped.append((pid, e.file or "", str(e)))
             _console.print(f"[yellow]warning:[/] skipping participant {pid}: {e}", highlight=False)
@@ -419,13 +464,6 @@ def read_cohort(root: str | Path, demographics: Path | None = None, progress: bo
         for m in missing:
             missing_counts[m] += 1
         cohort.streams[pid] = ps
-    cohort.version = "v1" if "v1" in markers else ("v3" if "v3" in markers else "v2")
-    for m, n in missing_counts.items():
-        if n:
-            notes.append(f"{n} participant(s) have no {m} data (folder absent, manifest 'None' or empty file)")
-    if cohort.version == "v1":
-        notes.append("v1 layout detected: CGM body is a bare list and sleep has durations only (no stages), "
-                     "so sleep-stage features cannot be computed")
-    if cohort.skipped:
-        notes.append(f"{len(cohort.skipped)} participant(s) skipped because of unreadable files")
+    cohort.version = cohort_version(markers)
+    cohort.notes += cohort_notes(cohort.version, missing_counts, len(cohort.skipped))
     return cohort
