@@ -33,4 +33,4 @@ def test_extract_bad_root_exits_2_without_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-m", "sensecf", "data", "extract", str(tmp_path / "missing"),
                           "--out", str(tmp_path / "f.csv")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
-    assert "AI-READI root directory not found" in res.stderr and "Traceback" not in res.stderr
+    assert "no such file or folder" in res.stderr and "missing" in res.stderr and "Traceback" not in res.stderr

@@ -4,9 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sensecf.data.aireadi.features import (OUTPUT_COLUMNS, daily_labels, hyper_event_starts, night_stages,
-                                           participant_rows, participant_windows)
+from sensecf.data.aireadi.features import OUTPUT_COLUMNS, participant_rows
 from sensecf.data.aireadi.reader import ParticipantStreams
+from sensecf.data.windows import daily_labels, hyper_events, night_stages, participant_windows
+
+
+def hyper_event_starts(cgm: pd.Series) -> list:
+    return list(hyper_events(cgm)["start"])
 
 TZ = "America/Los_Angeles"
 

@@ -30,15 +30,13 @@ from .dataset import Dataset
 from .importers import ImportedCohort, read_export
 from .importers.common import norm
 from .streams import STAGES
-from .windows import DROP_REASONS, STAGE_COLUMNS, WindowRules, participant_windows
+from .windows import DROP_REASONS, HYPER_RULE_TEXT, STAGE_COLUMNS, WindowRules, participant_windows
 
 GLUCOSE_FEATURES = ["mean_glucose", "time_in_range_pct", "hyper_events"]
 NEGATIVE_WORDS = {"0", "false", "no", "n", "negative", "neg", "healthy", "control", "none", "normal", "absent"}
 POSITIVE_WORDS = {"1", "true", "yes", "y", "positive", "pos", "present"}
 REASON_TEXT = {"cgm_coverage": "too few CGM readings", "no_steps": "no steps record", "no_night": "no staged night",
                "no_label": "no label", "no_participant_value": "a participants-file value missing"}
-HYPER_TEXT = {"overlap": "that overlap the window (any part of the event inside it)",
-              "start": "that start in the window"}
 
 
 @dataclass
@@ -104,7 +102,7 @@ def _label_source(ic: ImportedCohort, label: str | None, has_stress: bool) -> st
 
 
 def _feature_specs(rules: WindowRules, frame: pd.DataFrame, hyper_rule: str) -> list[FeatureSpec]:
-    catalog = {f.name: f for f in aireadi_stress_schema().features}
+    catalog = {f.name: f for f in aireadi_stress_schema(hyper_rule).features}
     names = list(STAGE_COLUMNS if rules.sleep else []) + (["mean_steps"] if rules.steps else []) + GLUCOSE_FEATURES
     specs = []
     for name in names:
@@ -113,9 +111,6 @@ def _feature_specs(rules: WindowRules, frame: pd.DataFrame, hyper_rule: str) -> 
             lo, hi = f.bounds
             seen = frame[name]
             f = replace(f, bounds=(float(min(lo, np.floor(seen.min()))), float(max(hi, np.ceil(seen.max())))))
-        if name == "hyper_events":
-            f = replace(f, description=f"level-1 hyperglycaemic events (>= 15 min above 180 mg/dL) "
-                                       f"{HYPER_TEXT[hyper_rule]}")
         specs.append(f)
     return specs
 
@@ -230,7 +225,7 @@ def import_dataset(path: str | Path, format: str = "auto", participants: str | P
         description=f"2-h windows of imported {cohort.version} data ({clock}); label = "
                     + ("the day's mean stress > 75" if label_src == "stress" else
                        f"participants-file column {label_src!r} ({label_names[1]} = 1)")
-                    + f"; hyper_events counts events {HYPER_TEXT[hyper_rule]}",
+                    + f"; hyper_events counts events {HYPER_RULE_TEXT[hyper_rule]}",
         features=specs)
     meta = ["participant_id", "window_start", "window_end"]
     extra = ["recommended_split"] if "recommended_split" in frame.columns else []
@@ -242,7 +237,7 @@ def import_dataset(path: str | Path, format: str = "auto", participants: str | P
                + ("daily stress" if label_src == "stress" else f"participants-file column {label_src!r}"))
     notes = [summary] + notes
     notes.append("windows dropped: " + ", ".join(f"{k}={v}" for k, v in dropped.items() if v or k in DROP_REASONS))
-    notes.append(f"hyper_events counts level-1 events {HYPER_TEXT[hyper_rule]} (rule {hyper_rule!r})")
+    notes.append(f"hyper_events counts level-1 events {HYPER_RULE_TEXT[hyper_rule]} (rule {hyper_rule!r})")
     if label_src != "stress":
         notes.append(f"label from column {label_src!r}: {label_names[1]!r} = 1, {label_names[0]!r} = 0 "
                      "(every window of a participant has that participant's label)")

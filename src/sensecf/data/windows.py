@@ -42,6 +42,8 @@ MIN_NIGHT_MINUTES = 120.0
 MIN_STRESS_READINGS = 20
 STRESS_THRESHOLD = 75.0
 HYPER_RULES = ("overlap", "start")
+HYPER_RULE_TEXT = {"overlap": "that overlap the window (any part of the event inside it)",
+                   "start": "that start in the window"}
 DROP_REASONS = ("cgm_coverage", "no_steps", "no_night", "no_label")
 STAGE_COLUMNS = [f"{s}_pct" for s in STAGES]
 

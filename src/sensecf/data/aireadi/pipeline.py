@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from ...console import console, progress_bar
 from ...errors import ConfigError, DataError, SenseCFError
 from ...files import write_json
+from .. import streams, windows
 from . import features, reader
 from .features import DROP_REASONS, IMMUTABLE_COLUMNS, OUTPUT_COLUMNS, participant_rows
 from .reader import MODALITIES, cohort_notes, cohort_version, open_cohort, read_participant
@@ -73,6 +74,7 @@ class ParticipantOutcome:
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     markers: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)      # values and records dropped from its files
     error: str = ""
     file: str = ""
 
@@ -118,11 +120,13 @@ def parts_dir_for(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def extraction_key(index: reader.CohortIndex, demographics: Path | None) -> str:
-    """Hash of what the parts depend on: root, participants and demographics tables, manifests, extraction code."""
-    h = hashlib.sha256(str(index.root.resolve()).encode())
+def extraction_key(index: reader.CohortIndex, demographics: Path | None, hyper_rule: str = "overlap") -> str:
+    """Hash of what the parts depend on: root, participants and demographics tables, manifests, extraction code
+    and the hyperglycaemic-event rule."""
+    h = hashlib.sha256(f"{index.root.resolve()}\0{hyper_rule}".encode())
+    code = [Path(m.__file__) for m in (features, reader, streams, windows)] + [Path(__file__)]
     for path in [index.root / "participants.tsv", *(index.root / d / "manifest.tsv" for d in index.manifests),
-                 demographics, Path(features.__file__), Path(reader.__file__), Path(__file__)]:
+                 demographics, *code]:
         h.update(b"\0" + (Path(path).read_bytes() if path is not None and Path(path).is_file() else b"-"))
     return h.hexdigest()[:16]
 
@@ -145,12 +149,14 @@ def _prepare_parts(parts: Path, key: str) -> None:
         write_json(key_file, {"key": key})
 
 
-def extract_participant(root: str, pid: str, manifests: dict, info: dict, parts: str) -> ParticipantOutcome:
+def extract_participant(root: str, pid: str, manifests: dict, info: dict, parts: str,
+                        hyper_rule: str = "overlap") -> ParticipantOutcome:
     """Read one participant, compute its validated rows and write its part file (runs in a worker)."""
     out = ParticipantOutcome(pid, split=str(info.get("recommended_split", "")))
     try:
         ps, markers, missing = read_participant(Path(root), pid, manifests)
-        rows, out.dropped = participant_rows(ps, info)
+        out.warnings = list(ps.issues)
+        rows, out.dropped = participant_rows(ps, info, hyper_rule)
         if len(rows):
             rows = aireadi_stress_schema().validate_frame(rows, source=str(root))
     except DataError as e:
@@ -197,11 +203,12 @@ def _sigint_ignored():
 
 
 def _run(index: reader.CohortIndex, todo: list[str], parts: Path, workers: int, progress: bool,
-         n_done: int) -> dict[str, ParticipantOutcome]:
+         n_done: int, hyper_rule: str) -> dict[str, ParticipantOutcome]:
     """Extract the `todo` participants (in-process for one worker, else in a spawned process pool)."""
     info = index.participants.set_index("participant_id")[list(IMMUTABLE_COLUMNS)]
     info = info.astype(object).where(info.notna(), None)
-    args = [(str(index.root), pid, index.manifests_of(pid), info.loc[pid].to_dict(), str(parts)) for pid in todo]
+    args = [(str(index.root), pid, index.manifests_of(pid), info.loc[pid].to_dict(), str(parts), hyper_rule)
+            for pid in todo]
     results: dict[str, ParticipantOutcome] = {}
     total = n_done + len(todo)
     with progress_bar(progress, width=12, eta=True, rate=True) as bar:
@@ -212,6 +219,8 @@ def _run(index: reader.CohortIndex, todo: list[str], parts: Path, workers: int, 
             if res.error:
                 bar.console.print(f"[yellow]warning:[/] skipping participant {res.pid}: {res.error}",
                                   highlight=False)
+            for w in res.warnings:
+                bar.console.print(f"[yellow]warning:[/] {w}", highlight=False)
             bar.advance(task)
 
         if workers == 1:
@@ -277,10 +286,11 @@ def _combine(pids: list[str], parts: Path, out: Path) -> None:
 
 
 def extract_cohort(root: str | Path, out: str | Path, demographics: Path | None = None, workers: int | None = None,
-                   progress: bool = True) -> ExtractionSummary:
+                   progress: bool = True, hyper_rule: str = "overlap") -> ExtractionSummary:
     """Extract every participant's window features into `out` (.parquet or .csv); resumable, see the module doc.
 
-    workers: processes (None or 0 = `default_workers`). Raises DataError when no participant yields a window.
+    workers: processes (None or 0 = `default_workers`); hyper_rule: hyperglycaemic events that "overlap" or
+    "start" in a window (data/windows.py). Raises DataError, saying why, when no participant yields a window.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -289,9 +299,11 @@ def extract_cohort(root: str | Path, out: str | Path, demographics: Path | None 
                           f"got {out.name!r}")
     if workers is not None and workers < 0:
         raise ConfigError(f"workers must be >= 0 (0 = one per CPU), got {workers}")
+    if hyper_rule not in windows.HYPER_RULES:
+        raise ConfigError(f"--hyper-rule must be one of {windows.HYPER_RULES}, got {hyper_rule!r}")
     index = open_cohort(root, demographics)
     parts = parts_dir_for(out)
-    _prepare_parts(parts, extraction_key(index, Path(demographics) if demographics else None))
+    _prepare_parts(parts, extraction_key(index, Path(demographics) if demographics else None, hyper_rule))
     pids = index.participants["participant_id"].tolist()
     outcomes: dict[str, ParticipantOutcome] = {}
     for pid in pids:
@@ -302,7 +314,7 @@ def extract_cohort(root: str | Path, out: str | Path, demographics: Path | None 
     todo = [p for p in pids if p not in outcomes]
     n_workers = max(1, min(workers or default_workers(len(todo)), len(todo) or 1))
     t1 = time.perf_counter()
-    outcomes.update(_run(index, todo, parts, n_workers, progress, len(outcomes)))
+    outcomes.update(_run(index, todo, parts, n_workers, progress, len(outcomes), hyper_rule))
     phases = {"prepare": t1 - t0, "participants": time.perf_counter() - t1}
     return _finish(index, pids, outcomes, parts, out, n_workers, len(pids) - len(todo), phases)
 
@@ -315,31 +327,39 @@ def _finish(index: reader.CohortIndex, pids: list[str], outcomes: dict[str, Part
     markers = set(index.markers).union(*(o.markers for o in ok))
     version = cohort_version(markers)
     dropped = {k: sum(o.dropped.get(k, 0) for o in ok) for k in DROP_REASONS}
-    windows = sum(o.windows for o in ok)
-    if windows == 0:
-        raise DataError(f"no 2-h window has enough CGM data, a staged night and a stress label (dropped: "
-                        f"{dropped}); version {version}", file=str(index.root))
+    n_windows = sum(o.windows for o in ok)
+    missing = {m: sum(m in o.missing for o in ok) for m in MODALITIES}
+    if n_windows == 0:
+        why = cohort_notes(version, missing, len(skipped)) + [n for n in index.notes if n.startswith("warning")]
+        raise DataError(f"no 2-h window has enough CGM data (half of the expected readings), an activity record, a "
+                        f"staged night, a stress label and an age; windows dropped: "
+                        f"{', '.join(f'{k}={v}' for k, v in dropped.items())}; {'; '.join(why)}; version {version}",
+                        file=str(index.root))
     t0 = time.perf_counter()
     _combine([o.pid for o in ok], parts, out)
     phases = {k: round(v, 3) for k, v in {**phases, "combine": time.perf_counter() - t0}.items()}
-    missing = {m: sum(m in o.missing for o in ok) for m in MODALITIES}
     contributing = sum(o.windows > 0 for o in ok)
     notes = [f"AI-READI {version} layout at {index.root}: {len(pids)} participant(s) listed, {len(ok)} loaded, "
              f"{len(skipped)} skipped, {contributing} contribute windows"]
     notes += index.notes + cohort_notes(version, missing, len(skipped))
+    notes += [f"warning: {w}" for o in ok for w in o.warnings]
+    no_window = [o.pid for o in ok if not o.windows]
+    if no_window:
+        notes.append(f"{len(no_window)} participant(s) keep no window: {', '.join(no_window[:20])}"
+                     f"{' ...' if len(no_window) > 20 else ''} (see the drop counts and missing data above)")
     notes += [f"skipped participant {s['participant']}: {s['reason']}" for s in skipped]
     notes.append("windows dropped: " + ", ".join(f"{k}={v}" for k, v in dropped.items()))
     splits = [_split_row("all", [o for o in ok if o.windows])]
     for split in sorted({o.split for o in ok if o.windows}):
         splits.append(_split_row(split, [o for o in ok if o.windows and o.split == split]))
     summary = ExtractionSummary(index.root, out, version, len(pids), len(pids) - resumed - len(skipped), resumed,
-                                workers, round(sum(phases.values()), 3), phases, windows, skipped, dropped, splits,
+                                workers, round(sum(phases.values()), 3), phases, n_windows, skipped, dropped, splits,
                                 notes)
     write_json(out.with_name(out.name + ".summary.json"), summary.to_json())
     return summary
 
 
 def _split_row(split: str, group: list[ParticipantOutcome]) -> dict:
-    windows = sum(o.windows for o in group)
-    return {"split": split, "participants": len(group), "windows": windows,
-            "high_stress_pct": round(100.0 * sum(o.high_stress for o in group) / max(windows, 1), 1)}
+    n = sum(o.windows for o in group)
+    return {"split": split, "participants": len(group), "windows": n,
+            "high_stress_pct": round(100.0 * sum(o.high_stress for o in group) / max(n, 1), 1)}

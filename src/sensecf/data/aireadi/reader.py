@@ -3,18 +3,26 @@
 Rules (documented choices):
 - files are found by directory convention (`<datatype>/<modality>/<device>/<pid>/<pid>_<suffix>.json`); a manifest
   `*_filepath` cell (leading "/" stripped) is used only when the convention path is absent; "None" = no file;
-- CGM keeps `event_type == "EGV"` rows when the field exists; "Low" -> 39 mg/dL, "High" -> 401 mg/dL;
+- CGM keeps `event_type == "EGV"` rows when the field exists; "Low" -> 39 mg/dL, "High" -> 401 mg/dL; readings
+  outside 20-700 mg/dL and values that are not numbers are dropped and reported per file (data/streams.py);
 - steps are `base_movement_quantity.value` coerced to numbers ("" -> missing, dropped), indexed by interval end;
-- stress values < 0 (-1 off-wrist / too little data, -2 too much motion) are dropped;
+- stress values < 0 (-1 off-wrist / too little data, -2 too much motion) are dropped; values above 100 or not
+  numbers (e.g. "high") are dropped and reported per file;
 - timestamps are UTC (with or without "T"/"Z"), converted to the local zone from the file header `timezone`
-  (pst/cst) or else from the participant-id prefix (7*** = America/Chicago, otherwise America/Los_Angeles);
-- duplicate timestamps keep their first record.
+  (US codes pst/pdt, mst/mdt, cst/cdt, est/edt, akst/akdt, hst, utc, or an IANA name) or else from the
+  participant-id prefix (7*** = America/Chicago, otherwise America/Los_Angeles); an unknown code is a warning
+  naming the file and the value, and the id-prefix zone is used;
+- a participant's records outside its plausible study span (median +- max(60 days, 3 x IQR)) are dropped and
+  reported; duplicate timestamps keep their first record;
+- an age that is not a number is a warning naming participants.tsv, the row and the column (that participant
+  keeps no window).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import orjson  # 2-3x faster than the stdlib json on large wearable files
@@ -23,9 +31,10 @@ from rich.console import Console
 from rich.progress import track
 
 from ...errors import DataError
+from ..streams import (STAGES, STRESS_PLAUSIBLE, Cohort, ParticipantStreams, clean_values, drop_outside_span,
+                       glucose_mgdl)
 
-GLUCOSE_LOW, GLUCOSE_HIGH = 39.0, 401.0
-STAGES = ("awake", "light", "deep", "rem")
+__all__ = ["STAGES", "Cohort", "ParticipantStreams", "read_cohort", "read_participant", "open_cohort"]
 
 STUDY_GROUPS = {
     "healthy": "healthy",
@@ -34,8 +43,10 @@ STUDY_GROUPS = {
     "insulin_dependent": "insulin_t2dm",
 }
 SUBGROUP_MEDICATION = {"healthy": "none", "prediabetes": "none", "oral_t2dm": "oral", "insulin_t2dm": "insulin"}
-TZ_CODES = {"pst": "America/Los_Angeles", "pdt": "America/Los_Angeles", "cst": "America/Chicago",
-            "cdt": "America/Chicago"}
+TZ_CODES = {"pst": "America/Los_Angeles", "pdt": "America/Los_Angeles", "mst": "America/Denver",
+            "mdt": "America/Denver", "cst": "America/Chicago", "cdt": "America/Chicago", "est": "America/New_York",
+            "edt": "America/New_York", "akst": "America/Anchorage", "akdt": "America/Anchorage",
+            "hst": "Pacific/Honolulu", "utc": "UTC", "gmt": "UTC"}
 
 # modality -> (datatype folder, modality folder, device folder, file suffix, manifest file-path column)
 MODALITIES = {
@@ -51,40 +62,6 @@ GENDER_WORDS = {"f": "female", "female": "female", "woman": "female", "8532": "f
 MEDICATION_WORDS = {"none": "none", "no": "none", "oral": "oral", "insulin": "insulin"}
 
 _console = Console(stderr=True)
-
-
-@dataclass
-class ParticipantStreams:
-    """One participant's sensor streams in local time (empty when the modality is missing)."""
-
-    pid: str
-    tz: str
-    cgm: pd.Series = None           # mg/dL, indexed by local reading time
-    steps: pd.Series = None         # step counts, indexed by local interval end
-    stress: pd.Series = None        # Garmin stress 0-100, negatives dropped
-    sleep: pd.DataFrame = None      # columns start, end (local), stage (awake/light/deep/rem/unknown)
-
-    def __post_init__(self):
-        empty = pd.DatetimeIndex([], tz=self.tz)
-        for name in ("cgm", "steps", "stress"):
-            if getattr(self, name) is None:
-                setattr(self, name, pd.Series([], index=empty, dtype=float, name=name))
-        if self.sleep is None:
-            self.sleep = pd.DataFrame({"start": pd.Series([], dtype=f"datetime64[ns, {self.tz}]"),
-                                       "end": pd.Series([], dtype=f"datetime64[ns, {self.tz}]"),
-                                       "stage": pd.Series([], dtype=str)})
-
-
-@dataclass
-class Cohort:
-    """Participants table plus per-participant streams; `skipped` lists (pid, file, reason)."""
-
-    root: Path
-    version: str
-    participants: pd.DataFrame
-    streams: dict[str, ParticipantStreams] = field(default_factory=dict)
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 # ---- small helpers ---------------------------------------------------------------------------------
@@ -140,8 +117,11 @@ def find_root(root: str | Path) -> Path:
 
 # ---- participants and demographics -----------------------------------------------------------------
 
-def read_participants(root: Path) -> tuple[pd.DataFrame, str]:
-    """participants.tsv -> (DataFrame with padded participant_id and paper subgroup, id column name)."""
+def read_participants(root: Path, notes: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    """participants.tsv -> (DataFrame with padded participant_id and paper subgroup, id column name).
+
+    An age that is not a number becomes missing, with a warning (file, participant, row, column) in `notes`.
+    """
     path = root / "participants.tsv"
     raw = _read_table(path)
     idcol = _id_column(raw, str(path))
@@ -162,6 +142,12 @@ def read_participants(root: Path) -> tuple[pd.DataFrame, str]:
         "clinical_site": raw.get("clinical_site", pd.Series("", index=raw.index)).str.strip(),
         "recommended_split": raw.get("recommended_split", pd.Series("", index=raw.index)).str.strip(),
     })
+    bad_age = out["age"].isna() & (raw["age"].str.strip() != "")
+    for i in np.flatnonzero(bad_age.to_numpy()):
+        msg = DataError(f"age {raw['age'].iloc[i]!r} is not a number, so this participant keeps no window",
+                        file=str(path), participant=out["participant_id"].iloc[i], row=i + 1, column="age")
+        if notes is not None:
+            notes.append(f"warning: {msg}")
     dup = out["participant_id"].duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
@@ -276,25 +262,16 @@ def _series(times, values, tz: str, path: Path, pid: str, name: str) -> pd.Serie
     return s.sort_index()
 
 
-def _glucose_value(v) -> float:
-    if isinstance(v, str):
-        t = v.strip().lower()
-        if t == "low":
-            return GLUCOSE_LOW
-        if t == "high":
-            return GLUCOSE_HIGH
-    return v
-
-
-def _parse_cgm(body, path: Path, pid: str, tz: str) -> tuple[pd.Series, set[str]]:
-    """Dexcom body -> (glucose Series, version markers); v1 bodies are bare lists."""
+def _parse_cgm(body, path: Path, pid: str, tz: str, issues: list[str]) -> tuple[pd.Series, set[str]]:
+    """Dexcom body -> (glucose Series, version markers); v1 bodies are bare lists; drops go to `issues`."""
     markers = {"v1"} if isinstance(body, list) else set()
     recs = _records(body, "cgm", path, pid)
     rows = _extract(recs, lambda r: (r["effective_time_frame"]["time_interval"]["start_date_time"],
                                      r["blood_glucose"]["value"], r.get("event_type")), path, pid,
                     "effective_time_frame.time_interval.start_date_time / blood_glucose.value")
     rows = [r for r in rows if r[2] is None or str(r[2]).upper() == "EGV"]
-    values = pd.to_numeric(pd.Series([_glucose_value(r[1]) for r in rows], dtype=object), errors="coerce")
+    values, report = glucose_mgdl([r[1] for r in rows], str(path))
+    issues += [report.message()] if report.message() else []
     return _series([r[0] for r in rows], values, tz, path, pid, "cgm"), markers
 
 
@@ -311,12 +288,13 @@ def _parse_steps(body, path: Path, pid: str, tz: str) -> pd.Series:
     return _series([r[0] for r in rows], values, tz, path, pid, "steps")
 
 
-def _parse_stress(body, path: Path, pid: str, tz: str) -> pd.Series:
-    """Garmin stress body -> stress 0-100 (negative codes dropped)."""
+def _parse_stress(body, path: Path, pid: str, tz: str, issues: list[str]) -> pd.Series:
+    """Garmin stress body -> stress 0-100 (negative codes dropped; other drops go to `issues`)."""
     recs = _records(body, "stress", path, pid)
     rows = _extract(recs, lambda r: (r["effective_time_frame"]["date_time"], r["stress"]["value"]), path, pid,
                     "effective_time_frame.date_time / stress.value")
-    values = pd.to_numeric(pd.Series([r[1] for r in rows], dtype=object), errors="coerce")
+    values, report = clean_values([r[1] for r in rows], str(path), "stress", STRESS_PLAUSIBLE)
+    issues += [report.message()] if report.message() else []
     s = _series([r[0] for r in rows], values, tz, path, pid, "stress")
     return s[s >= 0]
 
@@ -365,29 +343,52 @@ def _file_path(root: Path, pid: str, modality: str, manifests: dict) -> Path | N
 def read_participant(root: Path, pid: str, manifests: dict) -> tuple[ParticipantStreams, set[str], list[str]]:
     """Load one participant's four streams; returns (streams, version markers, missing modalities).
 
-    The local zone is the first file header's `timezone` code (pst/cst), else the id-prefix default.
+    The local zone is the first file header's known `timezone` code (see TZ_CODES; or an IANA name), else the
+    id-prefix default; unknown codes and dropped values are listed in `ParticipantStreams.issues`.
     """
     docs = {}
     for m in MODALITIES:
         path = _file_path(root, pid, m, manifests)
         if path is not None:
             docs[m] = (path, *_load_json(path, pid))
-    codes = [str(h.get("timezone", "")).strip().lower() for _, h, _ in docs.values()]
-    tz = next((TZ_CODES[c] for c in codes if c in TZ_CODES), default_timezone(pid))
+    issues: list[str] = []
+    codes = [str(h.get("timezone", "") or "").strip() for _, h, _ in docs.values()]
+    zones = [_zone(c) for c in codes]
+    for (path, _, _), code, zone in zip(docs.values(), codes, zones):
+        if code and zone is None:
+            issues.append(f"{path}: unknown time zone code {code!r} in the header; using "
+                          f"{default_timezone(pid)} (from the participant id); known codes: {sorted(TZ_CODES)} "
+                          "or an IANA name")
+    tz = next((z for z in zones if z), default_timezone(pid))
     markers = {"v3"} if any(c and m != "cgm" for c, m in zip(codes, docs)) else set()
-    ps = ParticipantStreams(pid, tz)
+    ps = ParticipantStreams(pid, tz, issues=issues)
     if "cgm" in docs:
-        ps.cgm, mk = _parse_cgm(docs["cgm"][2], docs["cgm"][0], pid, tz)
+        ps.cgm, mk = _parse_cgm(docs["cgm"][2], docs["cgm"][0], pid, tz, issues)
         markers |= mk
     if "steps" in docs:
         ps.steps = _parse_steps(docs["steps"][2], docs["steps"][0], pid, tz)
     if "stress" in docs:
-        ps.stress = _parse_stress(docs["stress"][2], docs["stress"][0], pid, tz)
+        ps.stress = _parse_stress(docs["stress"][2], docs["stress"][0], pid, tz, issues)
     if "sleep" in docs:
         ps.sleep, mk = _parse_sleep(docs["sleep"][2], docs["sleep"][0], pid, tz)
         markers |= mk
+    span_issue = drop_outside_span(ps)
+    issues += [span_issue] if span_issue else []
     missing = [m for m in MODALITIES if len(ps.sleep if m == "sleep" else getattr(ps, m)) == 0]
     return ps, markers, missing
+
+
+def _zone(code: str) -> str | None:
+    """A header `timezone` value -> an IANA zone (US abbreviations, UTC/GMT or an IANA name); None if unknown."""
+    if code.lower() in TZ_CODES:
+        return TZ_CODES[code.lower()]
+    if "/" in code:
+        try:
+            ZoneInfo(code)
+            return code
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+    return None
 
 
 @dataclass
@@ -416,7 +417,7 @@ def open_cohort(root: str | Path, demographics: Path | None = None) -> CohortInd
     """
     root = find_root(root)
     notes: list[str] = []
-    parts, idcol = read_participants(root)
+    parts, idcol = read_participants(root, notes)
     parts = _apply_demographics(parts, demographics, notes)
     manifests = {d: _read_manifest(root / d / "manifest.tsv")
                  for d in ("wearable_blood_glucose", "wearable_activity_monitor")}
@@ -460,6 +461,9 @@ def read_cohort(root: str | Path, demographics: Path | None = None, progress: bo
             cohort.skipped.append((pid, e.file or "", str(e)))
             _console.print(f"[yellow]warning:[/] skipping participant {pid}: {e}", highlight=False)
             continue
+        for issue in ps.issues:
+            _console.print(f"[yellow]warning:[/] {issue}", highlight=False)
+            cohort.notes.append(f"warning: {issue}")
         markers |= mk
         for m in missing:
             missing_counts[m] += 1

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from ...schema import FeatureSpec, Schema
+from ..windows import HYPER_RULE_TEXT
 
 SUBGROUPS = ["healthy", "prediabetes", "oral_t2dm", "insulin_t2dm"]
 MEDICATIONS = ["none", "oral", "insulin"]
 GENDERS = ["female", "male", "unknown"]
 
 
-def aireadi_stress_schema() -> Schema:
+def aireadi_stress_schema(hyper_rule: str = "overlap") -> Schema:
     """The paper's 12 features for the AI-READI stress task (label 1 = high stress; desired class 0).
+
+    `hyper_rule` only words hyper_events' description: events that overlap the window (default) or start in it.
 
     As in the paper, only mean steps carries a direction, goal-relative (`better: higher`): towards moderate
     stress steps may only rise, towards high stress (augmentation, Table III's other class) only fall. Actionability
@@ -39,8 +42,8 @@ def aireadi_stress_schema() -> Schema:
             F("mean_glucose", "continuous", "mg/dL", "mean CGM glucose over the 2-hour window (readings \"Low\" = 39, "
               "\"High\" = 401 mg/dL)",
               bounds=(39, 401), precision=1, display="Mean glucose", actionability="medium"),
-            F("hyper_events", "integer", "events", "hyperglycaemic events (>=15 min above 180 mg/dL) starting "
-              "in the window", bounds=(0, 8), precision=0, display="Hyperglycemic events",
+            F("hyper_events", "integer", "events", "hyperglycaemic events (>=15 min above 180 mg/dL) "
+              f"{HYPER_RULE_TEXT[hyper_rule]}", bounds=(0, 8), precision=0, display="Hyperglycemic events",
               actionability="medium"),
             F("time_in_range_pct", "continuous", "%", "share of CGM readings within 70-180 mg/dL in the window",
               bounds=(0, 100), precision=1, display="Time in range %", actionability="medium"),

@@ -16,14 +16,16 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import ConfigError, DataError
-from ..aireadi.reader import Cohort, ParticipantStreams
-from ..streams import drop_outside_span
+from ..streams import Cohort, ParticipantStreams, drop_outside_span
 from . import dexcom, libre, long
 from .common import ImportedFile, head_lines, is_table, read_table
+from .long import parse_columns
 from .participants import Participants, find_file, read_participants
 from .times import LOCAL_CLOCK, check_timezone
 
 READERS = {"dexcom": dexcom, "libre": libre, "long": long}
+__all__ = ["FORMATS", "ImportedCohort", "detect_format", "detect_file_format", "is_aireadi", "parse_columns",
+           "read_export"]
 FORMATS = ("auto", "aireadi", *READERS)
 
 
@@ -38,9 +40,14 @@ class ImportedCohort:
 
 
 def is_aireadi(path: Path) -> bool:
-    """Whether a folder is an AI-READI root (participants.tsv beside a wearable_* folder; or under dataset/)."""
+    """Whether a folder is an AI-READI root: participants.tsv (or dataset/participants.tsv) beside a wearable_*
+    folder or with a study_group column."""
     for root in (path, path / "dataset"):
-        if (root / "participants.tsv").is_file() and any(root.glob("wearable_*")):
+        tsv = root / "participants.tsv"
+        if not tsv.is_file():
+            continue
+        header = (head_lines(tsv, 1) or [""])[0].split("\t")
+        if any(root.glob("wearable_*")) or "study_group" in header:
             return True
     return False
 
@@ -148,10 +155,9 @@ def _cohort(path: Path, files: list[ImportedFile], parts: Participants | None, t
             sl = frames["sleep"][frames["sleep"]["participant_id"] == pid]
             sl = sl[sl["end"] > sl["start"]].drop_duplicates("start").sort_values("start", ignore_index=True)
             ps.sleep = sl[["start", "end", "stage"]]
-        n, examples = drop_outside_span(ps)
-        if n:
-            warnings.append(f"participant {pid}: {n} record(s) far outside the participant's study span dropped "
-                            f"(e.g. {', '.join(str(t) for t in examples)}; kept: median +- max(60 days, 3 x IQR))")
+        issue = drop_outside_span(ps)
+        if issue:
+            warnings.append(issue)
         streams[pid] = ps
     table = pd.DataFrame({"participant_id": pids})
     if parts is not None:
