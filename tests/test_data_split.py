@@ -63,6 +63,17 @@ def test_recommended_split_errors():
     assert err.value.column == "recommended_split" and err.value.row == 0
 
 
+def test_participant_level_labels_get_both_classes_on_both_sides():
+    ds = grouped(n_groups=10)
+    ds.frame["label"] = ds.frame["participant_id"].str[-1].astype(int) % 2     # a diagnosis: one label per person
+    methods = set()
+    for seed in range(8):
+        train, test = patient_split(ds, test_size=0.2, seed=seed)
+        assert set(train.y) == set(test.y) == {0, 1} and not set(train.groups) & set(test.groups)
+        methods.add(train.notes[-1].split()[1])
+    assert "StratifiedGroupKFold" in methods                        # the fallback was needed for some seed
+
+
 def test_one_class_side_is_an_error():
     ds = grouped(recommended=["train"] * 29 + ["test"])
     ds.frame.loc[ds.frame["participant_id"] == "p29", "label"] = 1

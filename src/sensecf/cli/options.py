@@ -14,7 +14,8 @@ from ..errors import ConfigError
 
 T = TypeVar("T")
 
-DATA_HELP = "synthetic | AI-READI folder | uci-heart | CSV (with --schema)."
+DATA_HELP = ("synthetic | AI-READI folder | uci-heart | CSV (with --schema, or FILE.schema.yaml beside it) | CGM/"
+             "wearable export file or folder (docs/data-formats.md).")
 SCHEMA_HELP = "Schema YAML for a CSV dataset."
 EXECUTOR_HELP = "Where the work runs: local (this machine's processes) | ray (Ray tasks; docs/cluster.md)."
 RAY_ADDRESS_HELP = "With --executor ray: the cluster to use (auto | HOST:PORT); default: a local Ray instance."

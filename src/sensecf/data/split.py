@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
 
 from ..errors import ConfigError, DataError
 from .dataset import Dataset
@@ -28,8 +28,9 @@ def patient_split(ds: Dataset, test_size: float = 0.2, seed: int = 0,
 
     With a `recommended_split` column (and use_recommended) it is honoured: train+val -> train, test -> test.
     Otherwise rows are split by group with GroupShuffleSplit (test_size = share of groups) when the schema
-    names a group column, else by a stratified row split (test_size = share of rows). Raises DataError when
-    a participant lands on both sides or a side holds a single class.
+    names a group column — when that leaves a side with a single class (labels that follow the participant, e.g.
+    a diagnosis), by StratifiedGroupKFold's first fold instead — else by a stratified row split (test_size =
+    share of rows). Raises DataError when a participant lands on both sides or a side holds a single class.
     """
     if not 0 < test_size < 1:
         raise ConfigError(f"test_size must lie strictly between 0 and 1, got {test_size}")
@@ -49,6 +50,13 @@ def patient_split(ds: Dataset, test_size: float = 0.2, seed: int = 0,
         test_mask = np.zeros(len(frame), dtype=bool)
         test_mask[test_pos] = True
         how = f"GroupShuffleSplit by {ds.schema.group}, {test_size:.0%} of groups to test, seed {seed}"
+        y = ds.y.to_numpy()
+        if min(len(set(y[test_mask])), len(set(y[~test_mask]))) < 2 <= len(set(y)):
+            folds = StratifiedGroupKFold(n_splits=max(2, round(1 / test_size)), shuffle=True, random_state=seed)
+            _, test_pos = next(folds.split(frame, y, groups))
+            test_mask = np.isin(np.arange(len(frame)), test_pos)
+            how = (f"StratifiedGroupKFold by {ds.schema.group} (a random group split left a side with one class), "
+                   f"first of {folds.n_splits} folds to test, seed {seed}")
         hint = "try another seed or a larger test_size"
     else:
         y = ds.y

@@ -144,15 +144,16 @@ def _cohort(path: Path, files: list[ImportedFile], parts: Participants | None, t
     frames = {m: pd.concat([f.frames[m] for f in files if m in f.frames], ignore_index=True)
               for m in ("cgm", "steps", "stress", "sleep") if any(m in f.frames for f in files)}
     pids = sorted(set().union(*(set(fr["participant_id"]) for fr in frames.values())))
+    by_pid = {m: dict(tuple(fr.groupby("participant_id"))) for m, fr in frames.items()}
     streams = {}
     for pid in pids:
         ps = ParticipantStreams(pid, tz)
         for m in ("cgm", "steps", "stress"):
-            if m in frames:
-                ps_series = _series(frames[m], pid, m)
-                setattr(ps, m, ps_series[ps_series >= 0] if m == "stress" else ps_series)
-        if "sleep" in frames:
-            sl = frames["sleep"][frames["sleep"]["participant_id"] == pid]
+            if pid in by_pid.get(m, {}):
+                series = _series(by_pid[m][pid], m)
+                setattr(ps, m, series[series >= 0] if m == "stress" else series)
+        if pid in by_pid.get("sleep", {}):
+            sl = by_pid["sleep"][pid]
             sl = sl[sl["end"] > sl["start"]].drop_duplicates("start").sort_values("start", ignore_index=True)
             ps.sleep = sl[["start", "end", "stage"]]
         issue = drop_outside_span(ps)
@@ -174,7 +175,7 @@ def _cohort(path: Path, files: list[ImportedFile], parts: Participants | None, t
     return Cohort(root=path, version=version, participants=table, streams=streams, notes=notes)
 
 
-def _series(frame: pd.DataFrame, pid: str, name: str) -> pd.Series:
-    rows = frame[frame["participant_id"] == pid].dropna(subset=["time", "value"])
+def _series(rows: pd.DataFrame, name: str) -> pd.Series:
+    rows = rows.dropna(subset=["time", "value"])
     s = pd.Series(rows["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(rows["time"]), name=name)
     return s[~s.index.duplicated(keep="first")].sort_index()
