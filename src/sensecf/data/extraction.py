@@ -167,8 +167,9 @@ def import_dataset(path: str | Path, format: str = "auto", participants: str | P
     label_src = _label_source(ic, label, has["stress"])
     if label_src is None:
         raise DataError("cannot determine the label: there are no stress readings and no participants file with a "
-                        "'label' column; name a participants-file column with --label COLUMN (e.g. a diagnosis)",
-                        file=str(cohort.root))
+                        "'label' column; add a 'label' column to participants.csv, or name a participants-file column "
+                        "with `sensecf data extract PATH --label COLUMN --out features.csv` and use --data "
+                        "features.csv", file=str(cohort.root))
     rules = WindowRules(steps=has["steps"], sleep=has["staged"], stress_label=label_src == "stress",
                         hyper_rule=hyper_rule)
     label_names = {0: "moderate stress", 1: "high stress"}
