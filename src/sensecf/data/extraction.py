@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..files import write_csv
 from ..schema import FeatureSpec, Schema
 from .aireadi.schema import aireadi_stress_schema
@@ -30,7 +30,7 @@ from .dataset import Dataset
 from .importers import ImportedCohort, read_export
 from .importers.common import norm
 from .streams import STAGES
-from .windows import DROP_REASONS, HYPER_RULE_TEXT, STAGE_COLUMNS, WindowRules, participant_windows
+from .windows import DROP_REASONS, HYPER_RULE_TEXT, HYPER_RULES, STAGE_COLUMNS, WindowRules, participant_windows
 
 GLUCOSE_FEATURES = ["mean_glucose", "time_in_range_pct", "hyper_events"]
 NEGATIVE_WORDS = {"0", "false", "no", "n", "negative", "neg", "healthy", "control", "none", "normal", "absent"}
@@ -152,6 +152,8 @@ def import_dataset(path: str | Path, format: str = "auto", participants: str | P
                    units: str | None = None, date_order: str | None = None, columns: dict[str, str] | None = None,
                    hyper_rule: str = "overlap") -> Extraction:
     """Read exports (importers.read_export) and extract the window features the data support (module doc)."""
+    if hyper_rule not in HYPER_RULES:
+        raise ConfigError(f"--hyper-rule must be one of {HYPER_RULES}, got {hyper_rule!r}")
     ic = read_export(path, format, participants, timezone, units, date_order, columns)
     cohort, parts = ic.cohort, ic.participants
     streams = cohort.streams

@@ -107,6 +107,7 @@ def read_export(path: str | Path, format: str = "auto", participants: str | Path
     if format == "aireadi":
         raise ConfigError("AI-READI folders are read by the AI-READI reader, not the export importers")
     tz = check_timezone(timezone)
+    long.is_mmol(units)                         # a bad --units is refused before any file is read
     if not path.exists():
         raise DataError("no such file or folder", file=str(path))
     root = path if path.is_dir() else None
