@@ -150,6 +150,20 @@ def test_csv_values_outside_bounds_or_infinite_name_the_cell(heart_mini, tmp_pat
     assert err.value.row == 6 and err.value.column == "cholestoral" and err.value.file == str(csv)
 
 
+def test_out_of_bounds_rows_dropped_and_counted_when_the_schema_says_so(heart_mini, tmp_path):
+    frame = heart_mini.frame.copy()
+    frame.loc[frame.index[[2, 4]], "cholestoral"] = 9999
+    csv, schema = tmp_path / "h.csv", tmp_path / "h.yaml"
+    frame.to_csv(csv, index=False)
+    heart_mini.schema.out_of_bounds = "drop"
+    heart_mini.schema.to_yaml(schema)
+    ds = load_csv_dataset(csv, schema)
+    assert len(ds.frame) == len(frame) - 2 and ds.frame["cholestoral"].max() < 9999
+    assert any("dropped 2 row(s) with cholestoral outside" in n for n in ds.notes)
+    with pytest.raises(ConfigError, match="out_of_bounds must be one of"):
+        Schema.from_dict({**heart_mini.schema.to_dict(), "out_of_bounds": "ignore"})
+
+
 def test_remote_endpoint_is_refused_before_any_work(tmp_path):
     cfg = StudyConfig(methods=["llm-zero-shot"], aug_methods=[], options={"backend": "openai:gpt-4o"})
     with pytest.raises(ConfigError, match="remote server https://api.openai.com/v1"):

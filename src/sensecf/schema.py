@@ -164,7 +164,9 @@ def _bounds(raw, where: str) -> tuple[float | None, float | None]:
 
 
 FEATURE_KEYS = tuple(f.name for f in fields(FeatureSpec))
-SCHEMA_KEYS = ("name", "description", "label", "label_names", "group", "desired_class", "features")
+SCHEMA_KEYS = ("name", "description", "label", "label_names", "group", "desired_class", "out_of_bounds", "features")
+#: what loading a table does with a value outside its feature's clinical bounds (schema key `out_of_bounds`)
+OUT_OF_BOUNDS = ("error", "drop")
 
 
 @dataclass
@@ -178,6 +180,7 @@ class Schema:
     group: str | None = None
     description: str = ""
     desired_class: int | None = None
+    out_of_bounds: str = "error"
 
     def __post_init__(self):
         names = [f.name for f in self.features]
@@ -198,6 +201,10 @@ class Schema:
                                                self.desired_class not in self.label_names):
             raise ConfigError(f"schema {self.name!r}: desired_class must be one of the labels "
                               f"{sorted(self.label_names)}, got {self.desired_class!r}")
+        if self.out_of_bounds not in OUT_OF_BOUNDS:
+            raise ConfigError(f"schema {self.name!r}: out_of_bounds must be one of {list(OUT_OF_BOUNDS)} (error: a "
+                              f"value outside a feature's bounds stops loading; drop: its row is dropped and "
+                              f"counted), got {self.out_of_bounds!r}")
 
     # --- lookups -------------------------------------------------------------------------------
     @property
@@ -253,7 +260,7 @@ class Schema:
             feats.append({k: v for k, v in d.items() if v is not None or k == "bounds"})
         return {"name": self.name, "description": self.description, "label": self.label,
                 "label_names": dict(self.label_names), "group": self.group, "desired_class": self.desired_class,
-                "features": feats}
+                "out_of_bounds": self.out_of_bounds, "features": feats}
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<schema>") -> "Schema":
@@ -280,7 +287,8 @@ class Schema:
                        label=str(data.get("label", "label")),
                        label_names=data.get("label_names") or {0: "class 0", 1: "class 1"},
                        group=data.get("group"), description=str(data.get("description", "")),
-                       desired_class=data.get("desired_class"))
+                       desired_class=data.get("desired_class"),
+                       out_of_bounds=data.get("out_of_bounds", "error"))
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
 
@@ -370,7 +378,7 @@ class Schema:
                 r = num.index[off][0]
                 raise DataError(f"value {col[r]} lies outside the clinical bounds [{_g(lo)}, {_g(hi)}] of "
                                 f"{f.name!r} ({int(off.sum())} row(s) in all; fix the data, widen the schema's "
-                                "bounds, or drop such rows explicitly)", file=source, row=r, column=f.name)
+                                "bounds, or drop such rows with `out_of_bounds: drop` in the schema)", file=source, row=r, column=f.name)
             if off.any() and notes is not None and bounds == "drop":
                 notes.append(f"{source}: dropped {int(off.sum())} row(s) with {f.name} outside its clinical "
                              f"bounds [{_g(lo)}, {_g(hi)}]")

@@ -32,8 +32,10 @@ def _schema(schema: str | Path | Schema) -> Schema:
     return schema if isinstance(schema, Schema) else Schema.from_yaml(Path(schema))
 
 
-def validate_table(df: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame:
-    """Validate a raw table read from `source` (index = CSV line numbers) and return it re-indexed 0..n-1."""
+def validate_table(df: pd.DataFrame, schema: Schema, source: str, notes: list[str] | None = None) -> pd.DataFrame:
+    """Validate a raw table read from `source` (index = CSV line numbers) and return it re-indexed 0..n-1; rows
+    outside the clinical bounds stop loading, or are dropped and counted in `notes` when the schema says
+    `out_of_bounds: drop`."""
     if df.empty:
         raise DataError("the table has no data rows", file=source)
     if schema.group:
@@ -45,7 +47,7 @@ def validate_table(df: pd.DataFrame, schema: Schema, source: str) -> pd.DataFram
         if len(missing):
             raise DataError(f"{len(missing)} missing value(s) in the group column", file=source, row=missing[0],
                             column=schema.group)
-    return schema.validate_frame(df, source=source).reset_index(drop=True)
+    return schema.validate_frame(df, source=source, bounds=schema.out_of_bounds, notes=notes).reset_index(drop=True)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -71,8 +73,9 @@ def load_csv_dataset(csv_path: str | Path, schema: str | Path | Schema, name: st
     """
     path = Path(csv_path)
     schema = _schema(schema)
-    frame = validate_table(read_table(path), schema, str(path))
-    return Dataset(name or path.stem, schema, frame, notes=[f"read {len(frame)} rows from {path}"])
+    notes: list[str] = []
+    frame = validate_table(read_table(path), schema, str(path), notes)
+    return Dataset(name or path.stem, schema, frame, notes=[f"read {len(frame)} rows from {path}", *notes])
 
 
 def uci_heart_schema() -> Schema:

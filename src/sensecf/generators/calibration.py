@@ -34,7 +34,7 @@ class CalibrationOptions(LLMOptions):
     """An LLM method's options plus the calibration step's."""
 
     margin: float = option(0.0, "calibration: the CF must reach p(target) >= 0.5 + margin")
-    widen_rounds: int = option(0, "calibration: extra sampled LLM rounds for factuals no proposal could flip")
+    widen_rounds: int = option(1, "calibration: extra sampled LLM rounds for factuals no proposal could flip")
     widen_temperature: float = option(1.0, "calibration: sampling temperature of the extra rounds")
 
     def __post_init__(self):
