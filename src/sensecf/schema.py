@@ -378,7 +378,8 @@ class Schema:
                 r = num.index[off][0]
                 raise DataError(f"value {col[r]} lies outside the clinical bounds [{_g(lo)}, {_g(hi)}] of "
                                 f"{f.name!r} ({int(off.sum())} row(s) in all; fix the data, widen the schema's "
-                                "bounds, or drop such rows with `out_of_bounds: drop` in the schema)", file=source, row=r, column=f.name)
+                                "bounds, or drop such rows with `out_of_bounds: drop` in the schema)", file=source,
+                                row=r, column=f.name)
             if off.any() and notes is not None and bounds == "drop":
                 notes.append(f"{source}: dropped {int(off.sum())} row(s) with {f.name} outside its clinical "
                              f"bounds [{_g(lo)}, {_g(hi)}]")
