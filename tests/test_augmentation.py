@@ -217,3 +217,26 @@ def test_pregenerated_cfs_are_what_the_augmentation_adds(tmp_path, monkeypatch):
     pregenerate_cfs(train, ["nice-sparsity"], **kw)  # cached tables are kept
     summary = run_augmentation(train, test, ["nice-sparsity"], comparators=(), **kw)
     assert summary["scenarios"]["A"]["methods"]["nice-sparsity"]["1"]["n_added"]["mean"] > 0
+
+
+def test_pregeneration_from_the_last_pair_writes_the_same_tables(tmp_path):
+    """The study's main process generates from the last (scenario, seed) pair backwards while the background job
+    goes forwards: the tables must not depend on the order, and a table one process wrote is not redone."""
+    from sensecf.data.tabular import load_uci_heart
+    from sensecf.data.split import patient_split
+    from sensecf.experiments.augmentation.run import pregenerate_cfs
+
+    train, _ = patient_split(load_uci_heart(), 0.25, 0)
+    kw = dict(scenarios=("A", "B"), seeds=(0,), ratios=(1.0,), classifier_kind="lr", options={}, budget=5)
+    pregenerate_cfs(train, ["nice-sparsity"], out_dir=tmp_path / "forward", **kw)
+    backward = tmp_path / "backward"
+    pregenerate_cfs(train, ["nice-sparsity"], out_dir=backward, reverse=True, **kw)
+    names = sorted(p.name for p in (backward / "aug_cfs").iterdir())
+    assert names == ["A-seed0-nice-sparsity.csv", "B-seed0-nice-sparsity.csv"]
+    for name in names:
+        fwd = pd.read_csv(tmp_path / "forward" / "aug_cfs" / name).drop(columns="seconds")
+        bwd = pd.read_csv(backward / "aug_cfs" / name).drop(columns="seconds")
+        pd.testing.assert_frame_equal(fwd, bwd)
+    stamp = (backward / "aug_cfs" / names[0]).stat().st_mtime_ns
+    pregenerate_cfs(train, ["nice-sparsity"], out_dir=backward, **kw)
+    assert (backward / "aug_cfs" / names[0]).stat().st_mtime_ns == stamp

@@ -51,6 +51,23 @@ def test_failure_names_the_error_and_the_log(tmp_path):
     assert "Traceback" in log.read_text()  # the whole traceback stays in the log
 
 
+def write_marker_then_sleep(path: str) -> None:
+    write_marker(path)
+    time.sleep(120)
+
+
+def test_wait_until_returns_while_the_job_goes_on(tmp_path):
+    """The study waits only until the adapter is written, then works beside the job's second part."""
+    marker = tmp_path / "marker"
+    job = BackgroundJob("two parts", write_marker_then_sleep, (str(marker),), tmp_path / "job.log").start()
+    try:
+        job.wait(poll_seconds=0.2, until=marker.is_file)
+        assert marker.read_text() == "done" and job.running
+    finally:
+        job.stop()
+    assert not job.running
+
+
 def test_stop_ends_a_running_job(tmp_path):
     job = BackgroundJob("sleeper", sleep_long, (), tmp_path / "job.log").start()
     assert job.running

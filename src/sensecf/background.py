@@ -75,14 +75,15 @@ class BackgroundJob:
     def running(self) -> bool:
         return self._process.is_alive()
 
-    def wait(self, poll_seconds: float = 5.0, on_poll=None) -> float:
-        """Block until the job ends (calling `on_poll(last log line)` while it runs); returns the seconds waited."""
+    def wait(self, poll_seconds: float = 5.0, on_poll=None, until=None) -> float:
+        """Block until the job ends, or until `until()` is true (calling `on_poll(last log line)` while it runs);
+        returns the seconds waited."""
         t0 = time.perf_counter()
-        while self._process.is_alive():
+        while self._process.is_alive() and not (until is not None and until()):
             self._process.join(poll_seconds)
             if on_poll is not None and self._process.is_alive():
                 on_poll(last_log_line(self.log_path))
-        if self._process.exitcode != 0:
+        if not self._process.is_alive() and self._process.exitcode != 0:
             raise SenseCFError(f"{self.name} failed (exit code {self._process.exitcode}): "
                                f"{last_log_line(self.log_path, 400) or 'no output'}; full log: {self.log_path}")
         return round(time.perf_counter() - t0, 1)

@@ -106,8 +106,9 @@ def _run_section(run_dir: Path, ctx: dict) -> dict:
     if timings:
         overlap = any(k.endswith("(background)") for k in timings)
         tables.append(_table(["step", "seconds"], [[k, fmt(float(v), 1)] for k, v in timings.items()],
-                             title="Step timings", note="The background fine-tune ran at the same time as the steps "
-                             "before 'waiting for the fine-tune': those seconds overlap." if overlap else ""))
+                             title="Step timings", note="The background job (fine-tune, then the adapter methods' "
+                             "augmentation CFs) ran at the same time as the steps before 'waiting for the background "
+                             "job': those seconds overlap." if overlap else ""))
     return {"paragraphs": [f"Status: {run.get('status', 'unknown')}."],
             "kv": [{"title": "Seeds", "data": {k: fmt(v) for k, v in seeds.items()} or {"seed": "–"}},
                    {"title": "Configuration", "data": {k: fmt(v) for k, v in cfg.items()}},

@@ -224,13 +224,24 @@ class Study:
         if job is None:
             return
         console().rule(f"[bold]{FINETUNE_STEP}: waiting for the background process")
-        with console().status("fine-tuning") as status:
-            waited = job.wait(on_poll=lambda line: status.update(f"fine-tuning: {line}"))
         out_json = self.out / "finetune.json"
+        with console().status("fine-tuning") as status:
+            waited = job.wait(on_poll=lambda line: status.update(f"fine-tuning: {line}"), until=out_json.is_file)
+        if self.pregeneration and job.running:
+            # the adapter is written and the background job generates the augmentation CFs: this process takes
+            # the (scenario, seed) pairs from the other end instead of waiting
+            from ..experiments.augmentation.run import pregenerate_cfs
+
+            t0 = time.perf_counter()
+            pregenerate_cfs(**self.pregeneration, reverse=True)
+            self.timings[PREGENERATION_STEP + " (this process, from the last pair)"] = round(
+                time.perf_counter() - t0, 1)
+        with console().status("generating augmentation CFs") as status:
+            waited += job.wait(on_poll=lambda line: status.update(f"background: {line}"))
         self.timings[FINETUNE_STEP + " (background)"] = round(out_json.stat().st_mtime - job.started_at, 1)
         if self.pregeneration:
             self.timings[PREGENERATION_STEP + " (background)"] = round(time.time() - out_json.stat().st_mtime, 1)
-        self.timings["waiting for the fine-tune"] = waited
+        self.timings["waiting for the background job"] = waited
         card = (read_json(out_json) or {}).get("card", {})
         console().print(f"adapter written: {self.adapter} ({card.get('steps')} steps, {card.get('wall_seconds')} s "
                         "of training)")

@@ -93,22 +93,26 @@ def pair_setup(train: Dataset, scenario: str, seed: int, fraction: float, unit: 
 
 def pregenerate_cfs(train: Dataset, methods: list[str], scenarios, seeds, ratios, classifier_kind,
                     out_dir: Path, options: dict, fraction: float = 0.5, budget: int | None = None,
-                    unit: str = "auto", chunk: int = 10) -> None:
+                    unit: str = "auto", chunk: int = 10, reverse: bool = False) -> None:
     """Generate (and cache in aug_cfs/) the CFs that run_augmentation with the same settings will add, without
     training or scoring the augmented models: lets another process (the study's background job, once the adapter
     exists) do the expensive generation while this one runs other steps. Runs in this process; tables already
-    cached are kept."""
+    cached are kept, so two processes may share the work, one of them with `reverse` (the (scenario, seed) pairs
+    from the last), meeting in the middle."""
     unit = reduction_unit(train, unit)
     ratios = sorted({float(r) for r in ratios})
     (Path(out_dir) / "aug_cfs").mkdir(parents=True, exist_ok=True)
-    for scenario in [str(s).upper() for s in scenarios]:
-        for seed in [int(s) for s in seeds]:
-            reduced, target, _, _, n_max = pair_setup(train, scenario, seed, fraction, unit, budget, ratios)
-            for method in methods:
-                path = _cf_path(Path(out_dir), scenario, seed, method)
-                if read_cached(path, train.schema) is None:
-                    write_text(path, generate_cfs(method, reduced, ReducedModel(classifier_kind, reduced, seed),
-                                                  target, n_max, seed, options, chunk))
+    pairs = [(str(sc).upper(), int(sd)) for sc in scenarios for sd in seeds]
+    for scenario, seed in reversed(pairs) if reverse else pairs:
+        todo = [m for m in methods if read_cached(_cf_path(Path(out_dir), scenario, seed, m), train.schema) is None]
+        if not todo:
+            continue
+        reduced, target, _, _, n_max = pair_setup(train, scenario, seed, fraction, unit, budget, ratios)
+        for method in todo:
+            path = _cf_path(Path(out_dir), scenario, seed, method)
+            if read_cached(path, train.schema) is None:  # the other process may have written it meanwhile
+                write_text(path, generate_cfs(method, reduced, ReducedModel(classifier_kind, reduced, seed),
+                                              target, n_max, seed, options, chunk))
 
 
 @dataclass(frozen=True)
