@@ -184,6 +184,19 @@ def test_cli_reports_a_bad_config_without_traceback(tmp_path):
     assert run.returncode == 2 and "grad_accum" in run.stderr and "Traceback" not in run.stderr
 
 
+def tiny_lora_setup(**overrides):
+    """A one-feature-plus-category dataset, its LR classifier and a 2-step LoRA recipe (plus `overrides`)."""
+    ds = toy_dataset(n=60, seed=1)
+    schema = Schema("tiny", [ds.schema["x1"], ds.schema["kind"]], label="label", label_names={0: "low", 1: "high"},
+                    group="pid")
+    tiny = Dataset("tiny", schema, ds.frame[["x1", "kind", "label", "pid"]])
+    clf = train_classifier("lr", tiny.X, tiny.y, schema, seed=0)
+    cfg = FinetuneConfig.load(None).with_overrides(
+        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1,
+        save_steps=1, logging_steps=1, max_length=64, learning_rate=1e-3, **overrides)
+    return tiny, clf, cfg
+
+
 @pytest.mark.slow
 def test_tiny_lora_run_changes_and_round_trips_the_adapter(tmp_path):
     from peft import PeftModel
@@ -192,14 +205,7 @@ def test_tiny_lora_run_changes_and_round_trips_the_adapter(tmp_path):
 
     from sensecf.finetune.train import finetune, resolve_base
 
-    ds = toy_dataset(n=60, seed=1)
-    schema = Schema("tiny", [ds.schema["x1"], ds.schema["kind"]], label="label", label_names={0: "low", 1: "high"},
-                    group="pid")
-    tiny = Dataset("tiny", schema, ds.frame[["x1", "kind", "label", "pid"]])
-    clf = train_classifier("lr", tiny.X, tiny.y, schema, seed=0)
-    cfg = FinetuneConfig.load(None).with_overrides(
-        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1,
-        save_steps=1, logging_steps=1, max_length=64, learning_rate=1e-3)
+    tiny, clf, cfg = tiny_lora_setup()
     with pytest.raises(ConfigError, match="nf4"):
         finetune(tiny, clf, config=cfg, out_dir=tmp_path / "q", quantize="nf4")
     out = finetune(tiny, clf, config=cfg, out_dir=tmp_path / "adapter", seed=0, progress=False)
@@ -253,15 +259,7 @@ def test_self_distillation_round_trains_on_calibrated_cfs(tmp_path):
     adapter trains further and the card records the round."""
     from sensecf.finetune.train import finetune
 
-    ds = toy_dataset(n=60, seed=1)
-    schema = Schema("tiny", [ds.schema["x1"], ds.schema["kind"]], label="label", label_names={0: "low", 1: "high"},
-                    group="pid")
-    tiny = Dataset("tiny", schema, ds.frame[["x1", "kind", "label", "pid"]])
-    clf = train_classifier("lr", tiny.X, tiny.y, schema, seed=0)
-    cfg = FinetuneConfig.load(None).with_overrides(
-        max_steps=2, batch_size=1, grad_accum=1, max_pairs=6, val_fraction=0.34, max_eval_pairs=1, eval_steps=1,
-        save_steps=1, logging_steps=1, max_length=64, learning_rate=1e-3, distill_rounds=1, distill_factuals=4,
-        distill_steps=1)
+    tiny, clf, cfg = tiny_lora_setup(distill_rounds=1, distill_factuals=4, distill_steps=1)
     out = finetune(tiny, clf, config=cfg, out_dir=tmp_path / "adapter", seed=0, progress=False)
     card = json.loads((out / "card.json").read_text())
     [round_] = card["distillation"]
