@@ -53,8 +53,37 @@ def test_benchmark_writes_tables_and_resumes(split, tmp_path, monkeypatch):
                                 options={"dice_sample_size": 300})
     for m in methods:
         assert again["methods"][m]["per_class"] == data["methods"][m]["per_class"]
-    with pytest.raises(ConfigError, match="other factuals"):
-        bench.run_benchmark(train, test, clf, methods, n_per_class=2, seed=0, out_dir=tmp_path)
+    monkeypatch.undo()  # another sample: the CSVs of the first are named and recomputed, never mixed in
+    smaller = bench.run_benchmark(train, test, clf, methods, n_per_class=2, seed=0, out_dir=tmp_path)
+    assert all(smaller["methods"][m]["summary"]["n"] == 4 for m in methods)
+
+
+def test_resume_recomputes_only_what_another_setup_made(split, tmp_path, monkeypatch):
+    """A method's CSV made under other options (or another adapter, or classifier) is not reused; the others are."""
+    train, test, clf = split
+    bench.run_benchmark(train, test, clf, ["nice-sparsity", "dice-random"], n_per_class=2, seed=0, out_dir=tmp_path,
+                        options={"dice_sample_size": 300})
+    built = []
+    real = bench.build_generator
+    monkeypatch.setattr(bench, "build_generator", lambda name, ctx: built.append(name) or real(name, ctx))
+    bench.run_benchmark(train, test, clf, ["nice-sparsity", "dice-random"], n_per_class=2, seed=0, out_dir=tmp_path,
+                        options={"dice_sample_size": 200})
+    assert set(built) == {"dice-random"}  # nice-sparsity's options did not change
+    factuals, targets = bench.sample_factuals(test, clf, 2, seed=0)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"first")
+    ctx = bench.GeneratorContext(train.schema, clf, train.X, train.y, 0, {"adapter": str(adapter)})
+    first = bench.method_setup("llm-fine-tuned", ctx, factuals, targets)
+    (adapter / "adapter_model.safetensors").write_bytes(b"retrained")
+    assert bench.method_setup("llm-fine-tuned", ctx, factuals, targets)["options"] != first["options"]
+    assert bench.method_setup("llm-zero-shot", ctx, factuals, targets) == bench.method_setup(
+        "llm-zero-shot", ctx, factuals, targets) and "adapter_fingerprint" not in str(
+        bench.method_setup("llm-zero-shot", ctx, factuals, targets))
+    other = train_classifier("nn", train.X, train.y, train.schema, seed=0)
+    assert bench.method_setup("nice-sparsity", ctx, factuals, targets)["classifier"] != bench.method_setup(
+        "nice-sparsity", bench.GeneratorContext(train.schema, other, train.X, train.y, 0, {}), factuals,
+        targets)["classifier"]
 
 
 def test_benchmark_rejects_unknown_method_before_running(split, tmp_path):

@@ -13,7 +13,8 @@ import torch
 from sensecf.data.dataset import Dataset
 from sensecf.errors import ConfigError
 from sensecf.finetune.config import FinetuneConfig
-from sensecf.finetune.pairs import NO_NEIGHBOUR, build_pairs, display_values, grid_steps
+from sensecf.finetune.pairs import (NO_NEIGHBOUR, actionable_counterfactual, build_pairs, display_values,
+                                    grid_steps)
 from sensecf.cf.constraints import changed_features, constraint_violations
 from sensecf.generators.llm.parse import parse_answer
 from sensecf.generators.llm.prompt import build_chat, render_answer
@@ -131,6 +132,38 @@ def test_grid_pairs_are_single_round_step_changes(toy):
             multiple = (float(cf[name]) - float(factual[name])) / steps[name]
             assert abs(multiple - round(multiple)) < 1e-6 and 1 <= abs(round(multiple)) <= 10
             assert pair["messages"][-1]["content"].splitlines()[1].split(": ")[1][0] in "+-"  # a signed change
+
+
+def test_actionable_pairs_prefer_an_actionable_change_to_a_cheaper_sleep_like_one():
+    """Policy "actionable" is lexicographic, as calibration is: an actionable-only CF whenever the grid has one
+    (a single change, else a pair), the low-actionability lever (x1, the classifier's easiest) only otherwise."""
+    schema = Schema("act", [FeatureSpec("x1", "continuous", "u", "sleep-like", actionability="low", bounds=(-5, 5)),
+                            FeatureSpec("x2", "continuous", "u", "steps-like", actionability="high", bounds=(-5, 5)),
+                            FeatureSpec("x3", "continuous", "u", "glucose-like", actionability="medium",
+                                        bounds=(-5, 5))], label="label")
+    X = pd.DataFrame(np.random.default_rng(0).uniform(-2, 2, (200, 3)), columns=["x1", "x2", "x3"])
+    clf = _Linear(schema, w=np.array([10.0, 1.0, 1.0]), b=-0.5)
+    steps = grid_steps(X, schema)
+    support = {c: (float(X[c].min()), float(X[c].max())) for c in steps}
+    cf = lambda x2, x3: actionable_counterfactual(pd.Series({"x1": 0.0, "x2": x2, "x3": x3}), 1, clf, schema,  # noqa: E731
+                                                  steps, support)
+    single = cf(-0.5, 0.0)
+    assert single["x1"] == 0.0 and single["x3"] == 0.0 and single["x2"] >= 0.5  # x1 by 0.1: cheaper
+    pair = cf(-2.5, -2.5)
+    assert pair["x1"] == 0.0 and pair["x2"] + pair["x3"] >= 0.5 and min(pair["x2"], pair["x3"]) > -2.5  # two needed
+    sleep = cf(-5.0, -5.0)
+    assert sleep["x1"] >= 1.05 and (sleep["x2"], sleep["x3"]) == (-5.0, -5.0)  # no actionable CF: the low lever
+
+
+class _Linear:
+    """p(1) = sigmoid(w . x + b): a classifier with a known boundary."""
+
+    def __init__(self, schema, w, b):
+        self.columns, self.w, self.b = [f.name for f in schema.features], w, b
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-(np.asarray(X[self.columns], dtype=float) @ self.w + self.b)))
+        return np.column_stack([1 - p, p])
 
 
 def test_max_pairs_is_balanced_and_seeded(toy):

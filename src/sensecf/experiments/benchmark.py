@@ -6,6 +6,9 @@ Layout of `out_dir`:
                      written when a method finishes; a method whose CSV exists is not rerun (resume). While a
                      method runs, finished chunks go to cfs/<method>.partial.csv, so an interrupted method resumes
                      from its last chunk. An unreadable CSV is warned about and recomputed.
+  cfs/<method>.setup.json  what the method's CFs depend on (method_setup: its typed options with the adapter's
+                     fingerprint, the factuals and targets, the classifier's probabilities on them); a CSV or
+                     partial CSV made under another setup (e.g. a retrained adapter) is named and recomputed.
   benchmark.json     per method: status summary, outcome counts, metrics overall and per class with 95 % bootstrap
                      intervals; seed, versions, time.
   benchmark.csv      one row per method and class.
@@ -15,6 +18,7 @@ Layout of `out_dir`:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime, timezone
 from functools import partial
@@ -24,14 +28,16 @@ import numpy as np
 import pandas as pd
 
 from ..cf import STATUSES, CFResult
-from ..console import progress_bar
+from ..console import console, progress_bar
 from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..executor import Executor, LocalExecutor
-from ..files import warn_damaged, write_csv, write_json, write_text
+from ..backends.cache import adapter_fingerprint
+from ..files import read_json, warn_damaged, write_csv, write_json, write_text
 from ..generators.base import GeneratorContext, build_generator, check_methods, method_options
 from ..cf.search import actionable_feasible
 from ..metrics import bootstrap_intervals, cf_metrics, cf_rows, per_class_metrics, robustness
+from ..paths import default_adapter_dir
 from ..provenance import json_safe, package_versions
 
 TABLE_METRICS = ("validity", "distance", "sparsity", "plausibility")
@@ -233,6 +239,37 @@ def _run_method(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targ
     return result
 
 
+def method_setup(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targets: pd.Series) -> dict:
+    """What a method's CFs depend on, for the resume check: its typed options (cache folder left out; the
+    adapter's content fingerprint beside its path), the factuals and targets, and a digest of the classifier's
+    probabilities on them (a retrained classifier changes it)."""
+    opts = {k: v for k, v in vars(method_options(method, ctx.options)).items() if k != "cache_dir"}
+    if "adapter" in opts and "fine-tuned" in method:  # only the fine-tuned generators load the adapter
+        opts["adapter_fingerprint"] = adapter_fingerprint(str(opts["adapter"] or default_adapter_dir()))
+    proba = np.round(np.asarray(ctx.classifier.predict_proba(factuals), dtype=float), 6)
+    return json_safe({"method": method, "options": {k: str(v) for k, v in sorted(opts.items())},
+                      "factuals": hashlib.sha256(pd.util.hash_pandas_object(factuals, index=True).to_numpy()
+                                                 .tobytes()).hexdigest()[:16],
+                      "targets": [int(t) for t in targets], "seed": ctx.seed,
+                      "classifier": hashlib.sha256(proba.tobytes()).hexdigest()[:16]})
+
+
+def _drop_stale(out_dir: Path, method: str, setup: dict) -> None:
+    """Remove the method's CSV and partial CSV when they were made under another setup (named in a warning);
+    then record the current setup."""
+    setup_path = out_dir / "cfs" / f"{method}.setup.json"
+    made = [p for p in (out_dir / "cfs" / f"{method}.csv", out_dir / "cfs" / f"{method}.partial.csv") if p.exists()]
+    previous = read_json(setup_path) if setup_path.exists() else None
+    if made and previous != setup:
+        what = ("no setup record" if previous is None else
+                "other " + ", ".join(sorted(k for k in set(previous) | set(setup) if previous.get(k) != setup.get(k))))
+        console().print(f"[yellow]{method}: {', '.join(p.name for p in made)} in {out_dir / 'cfs'} were made "
+                        f"under {what}; recomputing[/]")
+        for p in made:
+            p.unlink()
+    write_json(setup_path, setup)
+
+
 def retrain(classifier, train: Dataset, seed: int):
     """The same classifier recipe trained on the same data with another seed: a sensecf Classifier's kind, a
     loaded model's cloned estimator (None for models that cannot be refit)."""
@@ -272,6 +309,7 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
     with progress_bar(width=18) as bar:
         for method in methods:
             path = out_dir / "cfs" / f"{method}.csv"
+            _drop_stale(out_dir, method, method_setup(method, ctx, factuals, targets))
             result = None
             if path.exists():
                 try:

@@ -25,10 +25,12 @@ the CF is the smallest grid change of the highest-ranked feature that reaches th
 nearest-neighbour CF (above) when no single change does. This teaches the classifier's easiest lever (on the
 default data: REM sleep), not the patient's.
 
-Policy "actionable" (the CPU default): the same grid, but the CF is the single grid change of lowest
-actionability-weighted size (weight x range-normalised change: steps before glucose before sleep), else the
-cheapest pair of changes of two actionable features, else the nearest-neighbour CF. The answers are small,
-patient-actionable edits ("Mean steps: +4.0"); the calibration step (generators/calibration.py) decides how far.
+Policy "actionable" (the CPU default): the same grid, actionable-only first (as calibration ranks CFs): the
+single grid change of an actionable feature (medium or high actionability) of lowest actionability-weighted size
+(weight x range-normalised change: steps before glucose), else the cheapest pair of changes of two actionable
+features, else the cheapest single change of a low-actionability feature (sleep), else the nearest-neighbour CF.
+The answers are small, patient-actionable edits ("Mean steps: +4.0"); the calibration step
+(generators/calibration.py) decides how far.
 
 Factuals for which no candidate yields a valid CF are skipped and counted in `stats["skipped"]` by reason.
 The pair is rendered in the requested prompt style (generators/llm/prompt.py): the whole instance ("paper")
@@ -224,16 +226,29 @@ def grid_counterfactual(factual: pd.Series, target: int, classifier, schema: Sch
 
 def actionable_counterfactual(factual: pd.Series, target: int, classifier, schema: Schema, steps: dict[str, float],
                               support: dict[str, tuple[float, float]], min_proba: float = 0.5) -> pd.Series | None:
-    """The minimal-cost grid CF (module docstring, policy "actionable"): among the single grid changes reaching
-    p(target) >= `min_proba`, the one of lowest actionability-weighted size (steps before glucose before sleep);
-    if no single change does, the cheapest pair of changes of two actionable features; else None."""
+    """The minimal-cost grid CF (module docstring, policy "actionable"), actionable-only first: the single grid
+    change of an actionable feature of lowest actionability-weighted size reaching p(target) >= `min_proba`; else
+    the cheapest pair of changes of two actionable numeric features; else the cheapest single change of any
+    mutable feature (sleep included); else None."""
     rows, names, sizes = _grid_moves(factual, schema, steps, support, target)
     if not rows:
         return None
     cost = np.array([schema[n].weight * s for n, s in zip(names, sizes)])
     ok = classifier.predict_proba(pd.DataFrame(rows))[:, target] >= min_proba
-    if ok.any():
-        return rows[min(np.flatnonzero(ok), key=lambda i: (cost[i], sizes[i]))]
+    actionable = np.array([schema[n].actionable for n in names])
+    cheapest = lambda mask: rows[min(np.flatnonzero(mask), key=lambda i: (cost[i], sizes[i]))]  # noqa: E731
+    if (ok & actionable).any():
+        return cheapest(ok & actionable)
+    pair = _cheapest_actionable_pair(rows, names, cost, classifier, schema, target, min_proba)
+    if pair is not None:
+        return pair
+    return cheapest(ok) if ok.any() else None
+
+
+def _cheapest_actionable_pair(rows: list[pd.Series], names: list[str], cost: np.ndarray, classifier, schema: Schema,
+                              target: int, min_proba: float) -> pd.Series | None:
+    """The grid row combining two single changes of two actionable numeric features of lowest joint cost (the
+    hypotenuse of their costs) that reaches p(target) >= `min_proba`; None when no pair does."""
     by_feature: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         if schema[n].actionable and not schema[n].is_categorical:
