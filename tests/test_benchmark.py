@@ -74,16 +74,16 @@ def test_resume_recomputes_only_what_another_setup_made(split, tmp_path, monkeyp
     adapter.mkdir()
     (adapter / "adapter_model.safetensors").write_bytes(b"first")
     ctx = bench.GeneratorContext(train.schema, clf, train.X, train.y, 0, {"adapter": str(adapter)})
-    first = bench.method_setup("llm-fine-tuned", ctx, factuals, targets)
+    sample = bench.sample_setup(ctx, factuals, targets)
+    first = bench.method_setup("llm-fine-tuned", ctx, sample)
     (adapter / "adapter_model.safetensors").write_bytes(b"retrained")
-    assert bench.method_setup("llm-fine-tuned", ctx, factuals, targets)["options"] != first["options"]
-    assert bench.method_setup("llm-zero-shot", ctx, factuals, targets) == bench.method_setup(
-        "llm-zero-shot", ctx, factuals, targets) and "adapter_fingerprint" not in str(
-        bench.method_setup("llm-zero-shot", ctx, factuals, targets))
+    assert bench.method_setup("llm-fine-tuned", ctx, sample)["options"] != first["options"]
+    assert bench.method_setup("llm-zero-shot", ctx, sample) == bench.method_setup(
+        "llm-zero-shot", ctx, sample) and "adapter_fingerprint" not in str(
+        bench.method_setup("llm-zero-shot", ctx, sample))
     other = train_classifier("nn", train.X, train.y, train.schema, seed=0)
-    assert bench.method_setup("nice-sparsity", ctx, factuals, targets)["classifier"] != bench.method_setup(
-        "nice-sparsity", bench.GeneratorContext(train.schema, other, train.X, train.y, 0, {}), factuals,
-        targets)["classifier"]
+    assert bench.sample_setup(ctx, factuals, targets)["classifier"] != bench.sample_setup(
+        bench.GeneratorContext(train.schema, other, train.X, train.y, 0, {}), factuals, targets)["classifier"]
 
 
 def test_benchmark_rejects_unknown_method_before_running(split, tmp_path):

@@ -239,28 +239,34 @@ def _run_method(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targ
     return result
 
 
-def method_setup(method: str, ctx: GeneratorContext, factuals: pd.DataFrame, targets: pd.Series) -> dict:
-    """What a method's CFs depend on, for the resume check: its typed options (cache folder left out; the
-    adapter's content fingerprint beside its path), the factuals and targets, and a digest of the classifier's
-    probabilities on them (a retrained classifier changes it)."""
+def sample_setup(ctx: GeneratorContext, factuals: pd.DataFrame, targets: pd.Series) -> dict:
+    """What every method's CFs of a run depend on: the factuals and targets, the seed, and a digest of the
+    classifier's probabilities on the factuals (a retrained classifier changes it). Computed once per run."""
+    proba = np.round(np.asarray(ctx.classifier.predict_proba(factuals), dtype=float), 6)
+    return {"factuals": hashlib.sha256(pd.util.hash_pandas_object(factuals, index=True).to_numpy()
+                                       .tobytes()).hexdigest()[:16],
+            "targets": [int(t) for t in targets], "seed": ctx.seed,
+            "classifier": hashlib.sha256(proba.tobytes()).hexdigest()[:16]}
+
+
+def method_setup(method: str, ctx: GeneratorContext, sample: dict) -> dict:
+    """What a method's CFs depend on, for the resume check: the run's `sample_setup` and the method's typed options
+    (cache folder left out; a fine-tuned generator's adapter fingerprinted by content beside its path)."""
     opts = {k: v for k, v in vars(method_options(method, ctx.options)).items() if k != "cache_dir"}
     if "adapter" in opts and "fine-tuned" in method:  # only the fine-tuned generators load the adapter
         opts["adapter_fingerprint"] = adapter_fingerprint(str(opts["adapter"] or default_adapter_dir()))
-    proba = np.round(np.asarray(ctx.classifier.predict_proba(factuals), dtype=float), 6)
-    return json_safe({"method": method, "options": {k: str(v) for k, v in sorted(opts.items())},
-                      "factuals": hashlib.sha256(pd.util.hash_pandas_object(factuals, index=True).to_numpy()
-                                                 .tobytes()).hexdigest()[:16],
-                      "targets": [int(t) for t in targets], "seed": ctx.seed,
-                      "classifier": hashlib.sha256(proba.tobytes()).hexdigest()[:16]})
+    return json_safe({"method": method, "options": {k: str(v) for k, v in sorted(opts.items())}, **sample})
 
 
 def _drop_stale(out_dir: Path, method: str, setup: dict) -> None:
     """Remove the method's CSV and partial CSV when they were made under another setup (named in a warning);
     then record the current setup."""
     setup_path = out_dir / "cfs" / f"{method}.setup.json"
+    previous = read_json(setup_path)
+    if previous == setup:
+        return
     made = [p for p in (out_dir / "cfs" / f"{method}.csv", out_dir / "cfs" / f"{method}.partial.csv") if p.exists()]
-    previous = read_json(setup_path) if setup_path.exists() else None
-    if made and previous != setup:
+    if made:
         what = ("no setup record" if previous is None else
                 "other " + ", ".join(sorted(k for k in set(previous) | set(setup) if previous.get(k) != setup.get(k))))
         console().print(f"[yellow]{method}: {', '.join(p.name for p in made)} in {out_dir / 'cfs'} were made "
@@ -298,6 +304,7 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
     (out_dir / "cfs").mkdir(parents=True, exist_ok=True)
     ctx = GeneratorContext(schema, classifier, train.X, train.y, seed, options)
     factuals, targets = sample_factuals(test, classifier, n_per_class, seed)
+    sample = sample_setup(ctx, factuals, targets)
     write_factuals(out_dir / FACTUALS_FILE, factuals, targets)
     feasible = pd.Series(actionable_feasible(schema.coerce(factuals), targets, schema, classifier, train.X),
                          index=factuals.index)
@@ -309,7 +316,7 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
     with progress_bar(width=18) as bar:
         for method in methods:
             path = out_dir / "cfs" / f"{method}.csv"
-            _drop_stale(out_dir, method, method_setup(method, ctx, factuals, targets))
+            _drop_stale(out_dir, method, method_setup(method, ctx, sample))
             result = None
             if path.exists():
                 try:
