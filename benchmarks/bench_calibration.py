@@ -21,7 +21,8 @@ from pathlib import Path
 from sensecf.console import set_verbose
 from sensecf.data.loading import load_dataset
 from sensecf.data.split import patient_split
-from sensecf.experiments.benchmark import run_benchmark
+from sensecf.experiments.benchmark import result_from_csv, run_benchmark, sample_factuals
+from sensecf.metrics import cf_rows
 from sensecf.finetune.config import FinetuneConfig
 from sensecf.finetune.train import finetune
 from sensecf.models.classifiers import train_classifier
@@ -46,6 +47,26 @@ def parse_failure_rate(summary: dict, method: str, candidates: int) -> float:
     rounds = sum(int(k) * v for k, v in outcomes.get("rounds", {}).items())
     failures = sum(int(k) * v for k, v in outcomes.get("parse_failures", {}).items())
     return failures / max(rounds * candidates, 1)
+
+
+def paired_costs(out_dir: Path, train, test, clf, n: int, methods: list[str]) -> dict[str, dict]:
+    """Per baseline and class: the mean cost of the calibrated row and of the baseline over the factuals that
+    both made valid (a like-for-like comparison: each method's own `cost` averages over the factuals it solved,
+    and the @actionable baselines solve only the easy ones)."""
+    schema = train.schema
+    factuals, targets_ = sample_factuals(test, clf, n, 0)  # the benchmark's sample (run_benchmark, seed 0)
+    rows = {m: cf_rows(result_from_csv(out_dir / "cfs" / f"{m}.csv", m, factuals, schema), train.X, schema, clf)
+            for m in [CALIBRATED, *methods]}
+    out = {}
+    for m in methods:
+        per = {}
+        for c in (0, 1):
+            both = (((1 - targets_.to_numpy()) == c) & rows[m]["valid"].to_numpy()
+                    & rows[CALIBRATED]["valid"].to_numpy())
+            mean = lambda name: float(rows[name]["cost"].to_numpy()[both].mean()) if both.any() else None  # noqa: E731
+            per[str(c)] = {"n": int(both.sum()), "calibrated": mean(CALIBRATED), m: mean(m)}
+        out[m] = per
+    return out
 
 
 def targets(plain: dict, distilled: dict) -> dict[str, dict]:
@@ -119,10 +140,11 @@ def run_dataset(name: str, n: int, distill_rounds: int) -> dict:
                                                                  else ()))},
             "table": {s_name: {m: {k: per_class(s, m, k) for k in
                                    ("validity", "distance", "cost", "sparsity", "plausibility", "actionable_share",
-                                    "actionable_when_feasible", "actionable_feasible", "constraint_violations",
-                                    "seconds_per_valid_cf")}
+                                    "actionable_when_feasible", "actionable_feasible", "from_llm",
+                                    "constraint_violations", "seconds_per_valid_cf")}
                                for m in s["methods"]}
                       for s_name, s in (("plain", plain), ("distilled", distilled)) if s},
+            "paired_cost": paired_costs(root / "plain", train, test, clf, n, BASELINES + ACTIONABLE),
             "targets": targets(plain, distilled)}
 
 
@@ -159,6 +181,13 @@ def main() -> None:
             lines += [f"### {part} adapter", "", "| method | " + " | ".join(keys) + " |",
                       "|---" * (len(keys) + 1) + "|"]
             lines += [f"| {m} | " + " | ".join(fmt(v) for v in row.values()) + " |" for m, row in table.items()]
+            lines.append("")
+        if r.get("paired_cost"):
+            lines += ["### cost on the factuals both methods solved (calibrated / baseline, n), class 0; class 1",
+                      "", "| baseline | class 0 | class 1 |", "|---|---|---|"]
+            for b, per in r["paired_cost"].items():
+                cells = [f"{fmt(v['calibrated'])} / {fmt(v[b])} (n = {v['n']})" for v in per.values()]
+                lines.append(f"| {b} | " + " | ".join(cells) + " |")
             lines.append("")
         lines += ["### targets", "", "| target | measured | met |", "|---|---|---|"]
         lines += [f"| {k} | {fmt(v['measured'])} | {'yes' if v['met'] else '**no**'} |"

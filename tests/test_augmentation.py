@@ -92,8 +92,8 @@ def _rec(scenario, seed, method, ratio, f1, **extra):
 def hand_summary():
     recs = [_rec("A", 0, "baseline", 0.0, 0.8), _rec("A", 1, "baseline", 0.0, 0.8),
             _rec("A", 0, "reduced", 0.0, 0.6), _rec("A", 1, "reduced", 0.0, 0.7),
-            _rec("A", 0, "m", 1.0, 0.7, n_added=40, n_requested=40),
-            _rec("A", 1, "m", 1.0, 0.8, n_added=30, n_requested=40),
+            _rec("A", 0, "m", 1.0, 0.7, n_added=40, n_requested=40, n_added_from_llm=30),
+            _rec("A", 1, "m", 1.0, 0.8, n_added=30, n_requested=40, n_added_from_llm=20),
             _rec("A", 0, "m", 0.5, 0.65, n_added=20, n_requested=20),
             _rec("C", 0, "baseline", 0.0, 0.8), _rec("C", 0, "reduced", 0.0, 0.8),
             _rec("C", 0, "m", 1.0, 0.9, n_added=40, n_requested=40)]
@@ -122,6 +122,7 @@ def test_summarize_hand_records(tmp_path):
     assert all(r["ratio"] == 1.0 for r in rows)
     md = table4_markdown(s)
     assert "0.750 ± " in md and "| C (both classes halved) | m |" in md
+    assert "| 35 (25 by the LLM) |" in md   # a calibrated LLM row says how many of its rows the LLM proposed
     png = plot_ratio_sweep(s, tmp_path / "fig7.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -94,8 +94,42 @@ def test_directions_against_the_rules_and_hopeless_ones_fail_with_a_reason(linea
     search = DirectionSearch(down, clf, X)
     d = search.direction_from(0, facts.iloc[0], pd.Series({"a": 9.0, "b": 3.0, "c": 40.0}))
     assert not np.any(search.clean(d, 1).delta)   # a may only decrease: the proposal's direction is dropped
+    res = calibrated(linear, ["<new>\n- a: -1.0\n</new>"], widen_rounds=0, fallback=False).generate(facts, 1)
+    assert res.status.iloc[0] == "failed" and "no direction tried reaches the target" in res.reason.iloc[0]
+
+
+def test_the_fallback_finds_the_actionable_cf_the_proposals_missed_and_says_so(linear):
+    X, y, clf = linear
+    facts = pd.DataFrame({"a": [3.0], "b": [3.0], "c": [40.0]})
     res = calibrated(linear, ["<new>\n- a: -1.0\n</new>"], widen_rounds=0).generate(facts, 1)
-    assert res.status.iloc[0] == "failed" and "no proposed direction reaches the target" in res.reason.iloc[0]
+    assert res.status.iloc[0] == "valid" and res.extra["proposed_by"].iloc[0] == "fallback"
+    cf = res.counterfactuals.iloc[0]
+    assert cf["b"] == 3.0 and cf["c"] == 40.0       # actionable-only: the low-actionability b is left alone
+    assert cf["a"] == pytest.approx(boundary_a(clf, 3.0, 40.0), abs=0.02)
+    assert res.extra["calibrated_from"].iloc[0].startswith("fallback: ")
+
+
+def test_reweighting_splits_a_change_over_the_proposed_features_at_the_lowest_cost():
+    both = Schema("lin2", [FeatureSpec("a", bounds=(0, 10), precision=2, actionability="high"),
+                           FeatureSpec("b", bounds=(0, 10), precision=2, actionability="high")], desired_class=1)
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.uniform(0, 10, 800), "b": rng.uniform(0, 10, 800)})
+    y = (X["a"] + X["b"] > 10).astype(int)
+    clf = train_classifier("lr", X, y, both, seed=0)
+    ctx = GeneratorContext(both, clf, X, y)
+    facts = pd.DataFrame({"a": [3.0], "b": [3.0]})
+    answer = ["<new>\n- a: +5.0\n- b: +0.5\n</new>"]   # mostly a: along it the boundary is far from cheapest
+    res = {}
+    for rounds in (0, 2):
+        inner = LLMGenerator(ctx, Scripted(answer), style="compact", repair_rounds=0, progress=False, candidates=1)
+        gen = CalibratedGenerator(ctx, CalibrationOptions(reweight_rounds=rounds, fallback=False), inner)
+        res[rounds] = gen.generate(facts, 1)
+        assert res[rounds].status.iloc[0] == "valid" and res[rounds].extra["proposed_by"].iloc[0] == "llm"
+    moved = res[2].counterfactuals.iloc[0][["a", "b"]].astype(float) - facts.iloc[0]
+    assert moved["a"] == pytest.approx(moved["b"], rel=0.25)   # equal weights, equal slopes: an even split
+    cost = {r: np.hypot(*(res[r].counterfactuals.iloc[0][["a", "b"]].astype(float) - facts.iloc[0]))
+            for r in res}
+    assert cost[2] < 0.85 * cost[0]
 
 
 def test_registered_names_and_actionable_restriction(linear):
@@ -106,3 +140,19 @@ def test_registered_names_and_actionable_restriction(linear):
     res = gen.generate(facts, 1)
     assert gen.name == "nice-sparsity@actionable" and res.status.iloc[0] == "valid"
     assert res.counterfactuals["b"].iloc[0] == 3.0   # only the actionable feature may move
+
+
+def test_pruning_keeps_a_categorical_switch_the_flip_needs():
+    schema = Schema("cat", [FeatureSpec("a", bounds=(0, 10), precision=2, actionability="high"),
+                            FeatureSpec("diet", "categorical", levels=["off", "on"], actionability="low")],
+                    desired_class=1)
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"a": rng.uniform(0, 10, 800), "diet": rng.choice(["off", "on"], 800)})
+    y = (X["a"] + 5 * (X["diet"] == "on") > 10).astype(int)
+    clf = train_classifier("lr", X, y, schema, seed=0)
+    search = DirectionSearch(schema, clf, X)
+    fact = schema.coerce(pd.DataFrame({"a": [3.0], "diet": ["off"]}))
+    d = search.direction_from(0, fact.iloc[0], pd.Series({"a": 9.0, "diet": "on"}))
+    found = search.run(fact, np.array([1]), [d])[0]
+    assert found.cf is not None and found.cf["diet"] == "on"   # the switch is needed: a alone stops at 9
+    assert clf.predict(found.cf.to_frame().T)[0] == 1

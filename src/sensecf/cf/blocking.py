@@ -46,7 +46,9 @@ def constraints_for(schema: Schema, target: int) -> list[Constraint]:
     return out
 
 
-def _project(rows: pd.DataFrame, factual: pd.Series, constraints: list[Constraint], lifted=None) -> pd.DataFrame:
+def project(rows: pd.DataFrame, factual: pd.Series, constraints: list[Constraint], lifted=None) -> pd.DataFrame:
+    """`rows` with the factual's constraints applied (immutables set to its values, moves against the allowed
+    direction undone), all of them or all but `lifted`."""
     out = rows.copy()
     for c in constraints:
         if c is lifted:
@@ -81,7 +83,7 @@ def blocking_reasons(factuals: pd.DataFrame, targets, schema: Schema, classifier
         pool = X_train[train_pred == t]
         if cons and len(pool):
             pool = pool.iloc[np.argsort(scale.distance_from(x, pool), kind="stable")[:nearest]]
-            frames += [_project(pool, x, cons)] + [_project(pool, x, cons, lifted=c) for c in cons]
+            frames += [project(pool, x, cons)] + [project(pool, x, cons, lifted=c) for c in cons]
         plans.append((x, t, cons, pool))
     labels = iter(())  # the predicted labels of each projected frame, in order
     if frames:

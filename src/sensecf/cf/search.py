@@ -16,7 +16,7 @@ changes only actionable features first, then the lowest actionability-weighted c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ from .constraints import changed_mask
 from .distance import FeatureScale
 
 BISECTION_STEPS = 14
+NEIGHBOURS = 5
+SLOPE_STEP = 0.01  # central-difference step, share of each feature's training width
 
 
 @dataclass
@@ -59,6 +61,7 @@ class DirectionSearch:
     def __init__(self, schema: Schema, classifier, X_train: pd.DataFrame, margin: float = 0.0,
                  steps: int = BISECTION_STEPS):
         self.schema, self.clf, self.margin, self.steps = schema, classifier, float(margin), steps
+        self.X_train, self._train_pred = X_train, None
         self.scale = FeatureScale(schema, X_train)
         self.num = schema.continuous
         lo = np.array([self.scale.ranges[c][0] for c in self.num], dtype=float)
@@ -98,6 +101,135 @@ class DirectionSearch:
     @staticmethod
     def is_empty(d: Direction) -> bool:
         return not np.any(d.delta) and not d.cats
+
+    # ---- directions the classifier suggests -------------------------------------------------------------
+    def actionable_edges(self, factuals: pd.DataFrame, targets) -> tuple[list[Direction], np.ndarray]:
+        """Per factual: its actionable numeric features moved to an allowed edge of the feasible box, each alone
+        (every allowed side) and all together (each on the side that raises p(target) more), as directions; and
+        whether any of these points reaches the target (two predict_proba calls in all)."""
+        targets = np.asarray(targets, dtype=int)
+        n = len(factuals)
+        act = [j for j, c in enumerate(self.num) if self.schema[c].actionable]
+        base = factuals[self.num].to_numpy(dtype=float)
+        moves = []  # (row, feature index, new value)
+        for i in range(n):
+            for j in act:
+                way = self.schema[self.num[j]].allowed_direction(targets[i], self.schema.desired_class)
+                edges = {"increase": [self.hi[j]], "decrease": [self.lo[j]]}.get(way, [self.hi[j], self.lo[j]])
+                moves += [(i, j, e) for e in edges if e != base[i, j]]
+        if not moves:
+            return [], np.zeros(n, dtype=bool)
+        values = base[[m[0] for m in moves]].copy()
+        for k, (_, j, value) in enumerate(moves):
+            values[k, j] = value
+        frame = self._frame(factuals.iloc[[m[0] for m in moves]], values, [{}] * len(moves))
+        flips, pt = self._flips(frame, targets[[m[0] for m in moves]])
+        feasible = np.zeros(n, dtype=bool)
+        together, best = base.copy(), {}
+        out = []
+        for (i, j, value), f, p in zip(moves, flips, pt):
+            feasible[i] |= f
+            out.append(Direction(i, np.where(np.arange(len(self.num)) == j, value - base[i, j], 0.0), {},
+                                 f"{self.num[j]} to the edge of its feasible range"))
+            if p > best.get((i, j), -1.0):
+                best[(i, j)], together[i, j] = p, value
+        feasible |= self._flips(self._frame(factuals, together, [{}] * n), targets)[0]
+        out += [Direction(i, together[i] - base[i], {}, "all actionable features to their edges")
+                for i in range(n) if np.any(together[i] != base[i])]
+        return out, feasible
+
+    def neighbour_directions(self, factuals: pd.DataFrame, targets, positions, k: int = NEIGHBOURS
+                             ) -> list[Direction]:
+        """Towards training rows the classifier predicts as each listed factual's target, projected onto the
+        factual's constraints (cf/blocking.py): of its NEAREST nearest such rows, the `k` nearest whose projection
+        keeps the target (else the `k` nearest projections); and each direction's actionable-only part. One
+        predict_proba call for all factuals."""
+        from .blocking import NEAREST, constraints_for, project
+
+        if self._train_pred is None:
+            self._train_pred = np.asarray(self.clf.predict(self.X_train))
+        targets = np.asarray(targets, dtype=int)
+        plans = []
+        for pos in positions:
+            pool = self.X_train[self._train_pred == targets[pos]]
+            x = factuals.iloc[pos]
+            near = pool.iloc[np.argsort(self.scale.pairwise(factuals.iloc[[pos]], pool)[0], kind="stable")[:NEAREST]]
+            plans.append((pos, x, project(near, x, constraints_for(self.schema, int(targets[pos])))))
+        if not any(len(p) for _, _, p in plans):
+            return []
+        frames = pd.concat([p for _, _, p in plans], ignore_index=True)
+        keeps = np.split(np.asarray(self.clf.predict(frames)), np.cumsum([len(p) for _, _, p in plans])[:-1])
+        out = []
+        for (pos, x, projected), label in zip(plans, keeps):
+            flips = label == targets[pos]
+            chosen = projected[flips].iloc[:k] if flips.any() else projected.iloc[:k]
+            for rank, (_, r) in enumerate(chosen.iterrows(), start=1):
+                d = Direction(pos, r[self.num].to_numpy(dtype=float) - x[self.num].to_numpy(dtype=float),
+                              {c: str(r[c]) for c in self.schema.categorical if str(r[c]) != str(x[c])},
+                              f"target-class training row {rank}")
+                if self.is_empty(d):
+                    continue
+                out.append(d)
+                act = self.restrict(d, self.schema.actionable)
+                if not self.is_empty(act) and not (np.array_equal(act.delta, d.delta) and act.cats == d.cats):
+                    out.append(replace(act, source=d.source + ", actionable features only"))
+        return out
+
+    def reweighted(self, factuals: pd.DataFrame, targets, found: list[Found],
+                   also: dict[int, np.ndarray] | None = None) -> list[Direction]:
+        """For each flipped result: the cheapest direction over its moved numeric features and those `also`
+        allows for its factual (position -> mask over schema.continuous, e.g. every feature the LLM proposed for
+        it), by the classifier's local slope at the CF (central differences of p(target), one predict_proba call):
+        Δ_j ∝ slope_j · width_j² / weight_j² (the minimiser of the weighted L2 cost on a locally linear
+        boundary); a moved feature whose slope points against the CF's own step is dropped; scaled so the
+        linearised change of p(target) equals the CF's. Only actionable features join an actionable-only CF;
+        results with fewer than two free features are skipped."""
+        targets = np.asarray(targets, dtype=int)
+        done = [f for f in found if f.cf is not None]
+        if not done:
+            return []
+        base = factuals.iloc[[f.row for f in done]][self.num].to_numpy(dtype=float)
+        point = np.vstack([f.cf[self.num].to_numpy(dtype=float) for f in done])
+        moved = point != base
+        actionable = np.array([self.schema[c].actionable for c in self.num], dtype=bool)
+        joins = np.zeros_like(moved)
+        for i, f in enumerate(done):  # an actionable-only CF stays one
+            joins[i] = (also or {}).get(f.row, joins[i]) & (actionable if f.actionable_only else True)
+        free = (moved | joins) & self.mutable
+        keep = free.sum(axis=1) >= 2
+        if not keep.any():
+            return []
+        done, base, point = [f for f, k in zip(done, keep) if k], base[keep], point[keep]
+        moved, free = moved[keep], free[keep]
+        h = SLOPE_STEP * self.scale.width
+        probes, owners = [], []
+        for i, f in enumerate(done):
+            for j in np.flatnonzero(free[i]):
+                for sign in (1.0, -1.0):
+                    v = point[i].copy()
+                    v[j] += sign * h[j]
+                    probes.append(v)
+                    owners.append((i, j, sign))
+        cats = [{c: f.cf[c] for c in self.schema.categorical} for f in done]
+        frame = self._frame(factuals.iloc[[done[i].row for i, _, _ in owners]], np.vstack(probes),
+                            [cats[i] for i, _, _ in owners])
+        pt = self.clf.predict_proba(frame)[np.arange(len(owners)), targets[[done[i].row for i, _, _ in owners]]]
+        slope = np.zeros_like(point)
+        for (i, j, sign), p in zip(owners, pt):
+            slope[i, j] += sign * p / (2 * h[j])
+        step = point - base
+        agrees = np.where(moved, np.sign(slope) == np.sign(step), True)
+        raw = np.where(free & agrees, slope * self.scale.width ** 2 / self.weight ** 2, 0.0)
+        out = []
+        for i, f in enumerate(done):
+            gain = float(slope[i] @ raw[i])
+            if gain <= 0 or np.count_nonzero(raw[i]) == 0:
+                continue
+            delta = raw[i] * float(slope[i] @ step[i]) / gain
+            switched = {c: str(f.cf[c]) for c in self.schema.categorical
+                        if str(f.cf[c]) != str(factuals.iloc[f.row][c])}
+            out.append(Direction(f.row, delta, switched, f"{f.source}, reweighted by the classifier's slope"))
+        return out
 
     # ---- points and scores ------------------------------------------------------------------------------
     def _round(self, values: np.ndarray) -> np.ndarray:
@@ -143,11 +275,13 @@ class DirectionSearch:
         calls = np.zeros(k, dtype=int)
         live = np.array([not self.is_empty(d) for d in dirs])
 
-        def score(values, mask):
+        def score(values, mask, switches=None):
+            """Scores the points of the pairs in `mask` (with `switches`, default the pairs' current ones)."""
+            switches = cats if switches is None else switches
             idx = np.flatnonzero(mask)
             flips, pt = np.zeros(k, dtype=bool), np.full(k, np.nan)
             if len(idx):
-                f, p = self._flips(self._frame(facts.iloc[idx], values[idx], [cats[i] for i in idx]), tgt[idx])
+                f, p = self._flips(self._frame(facts.iloc[idx], values[idx], [switches[i] for i in idx]), tgt[idx])
                 flips[idx], pt[idx] = f, p
                 calls[idx] += 1
             return flips, pt
@@ -177,7 +311,7 @@ class DirectionSearch:
                     del trial_cats[i][name]
                 else:
                     trial[i, self.num.index(name)] = base[i, self.num.index(name)]
-            flips, _ = score(trial, mask) if mask.any() else (np.zeros(k, bool), None)
+            flips, _ = score(trial, mask, trial_cats) if mask.any() else (np.zeros(k, bool), None)
             if flips.any():
                 keep = flips & mask
                 point[keep] = trial[keep]
@@ -267,37 +401,7 @@ def union_direction(directions: list[Direction]) -> Direction | None:
 
 def actionable_feasible(factuals: pd.DataFrame, targets, schema: Schema, classifier, X_train: pd.DataFrame,
                         margin: float = 0.0) -> np.ndarray:
-    """Per factual: whether an actionable-only CF exists within the feasible box — some actionable numeric
-    feature alone, or all of them together, moved to the edge of the box in an allowed direction (where both are
-    allowed, the side that raises p(target) more) reaches the target. A property of the factual and the
-    classifier, the same for every method."""
-    search = DirectionSearch(schema, classifier, X_train, margin=margin)
-    targets = np.asarray(targets, dtype=int)
-    num, n = search.num, len(factuals)
-    act = [j for j, c in enumerate(num) if schema[c].actionable]
-    if not act or n == 0:
-        return np.zeros(n, dtype=bool)
-    base = factuals[num].to_numpy(dtype=float)
-    moves = []  # (row, feature index, new value): single features to an allowed edge
-    for i in range(n):
-        for j in act:
-            way = schema[num[j]].allowed_direction(targets[i], schema.desired_class)
-            edges = {"increase": [search.hi[j]], "decrease": [search.lo[j]]}.get(way, [search.hi[j], search.lo[j]])
-            moves += [(i, j, e) for e in edges if e != base[i, j]]
-    if not moves:
-        return np.zeros(n, dtype=bool)
-    frame = factuals.iloc[[m[0] for m in moves]].reset_index(drop=True)
-    for k, (_, j, value) in enumerate(moves):
-        frame.loc[k, num[j]] = value
-    flips, pt = search._flips(frame, targets[[m[0] for m in moves]])
-    feasible = np.zeros(n, dtype=bool)
-    together = base.copy()
-    best: dict[tuple[int, int], float] = {}
-    for (i, j, value), f, p in zip(moves, flips, pt):
-        feasible[i] |= f
-        if p > best.get((i, j), -1.0):
-            best[(i, j)] = p
-            together[i, j] = value
-    frame = factuals.reset_index(drop=True).copy()
-    frame[num] = together
-    return feasible | search._flips(frame, targets)[0]
+    """Per factual: whether an actionable-only CF exists within the feasible box (DirectionSearch.actionable_edges:
+    some actionable numeric feature alone, or all of them together, moved to an allowed edge reaches the target).
+    A property of the factual and the classifier, the same for every method."""
+    return DirectionSearch(schema, classifier, X_train, margin=margin).actionable_edges(factuals, targets)[1]

@@ -41,11 +41,11 @@ from ..paths import default_adapter_dir
 from ..provenance import json_safe, package_versions
 
 TABLE_METRICS = ("validity", "distance", "sparsity", "plausibility")
-EXTRA_TABLE_METRICS = ("cost", "actionable_share", "actionable_when_feasible", "noise_validity", "retrain_validity",
-                       "constraint_violations", "seconds_per_valid_cf")
+EXTRA_TABLE_METRICS = ("cost", "actionable_share", "actionable_when_feasible", "from_llm", "noise_validity",
+                       "retrain_validity", "constraint_violations", "seconds_per_valid_cf")
 JSON_METRICS = ("n", "validity", "distance", "cost", "sparsity", "plausibility", "actionable_share",
                 "actionable_only", "actionable_feasible", "actionable_when_feasible", "noise_validity",
-                "retrain_validity", "immutable_violations", "direction_violations", "constraint_violations",
+                "retrain_validity", "from_llm", "immutable_violations", "direction_violations", "constraint_violations",
                 "seconds_per_valid_cf", "realism", "diversity")
 BASE_COLUMNS = ("target", "status", "reason", "target_proba", "seconds")
 MAX_OUTCOME_LEVELS = 10
@@ -142,6 +142,14 @@ def outcome_counts(result: CFResult) -> dict[str, dict]:
     return out
 
 
+def from_llm(result: CFResult, mask: np.ndarray, valid: np.ndarray) -> float:
+    """Share of the valid CFs (of the rows in `mask`) whose direction an LLM proposed, for methods that record it
+    (`proposed_by`: the calibrated rows, whose fallback search is the rest); NaN for other methods."""
+    if "proposed_by" not in result.extra.columns or not valid.any():
+        return float("nan")
+    return float((result.extra["proposed_by"].to_numpy()[mask][valid] == "llm").mean())
+
+
 def _fmt(v, key: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -191,7 +199,9 @@ def write_tables(summary: dict, out_dir: Path) -> None:
              "sparsity, plausibility, cost (actionability-weighted distance) and actionable_share (share of "
              "changed features of medium/high actionability) are means over valid CFs (lower distance/sparsity/"
              "cost is better). actionable_when_feasible = share of the factuals for which an actionable-only CF "
-             "exists (actionable_feasible in benchmark.json) that got a valid actionable-only CF. noise_validity = "
+             "exists (actionable_feasible in benchmark.json) that got a valid actionable-only CF. from_llm = share "
+             "of a calibrated row's valid CFs whose direction the LLM proposed (the rest came from its fallback "
+             "search: actionable features to their edges, nearest target-class training rows). noise_validity = "
              "share of valid CFs still valid under ±1 % noise of each range (20 draws); retrain_validity = under the "
              "classifier retrained with another seed. constraint_violations = generated CFs that break a "
              "constraint (never valid)."]
@@ -334,11 +344,13 @@ def run_benchmark(train: Dataset, test: Dataset, classifier, methods: list[str],
                 mask = ((1 - result.target.astype(int)) == c).to_numpy()
                 part = result.subset(mask)
                 feas = feasible.to_numpy()[mask]
-                got = (rows["valid"] & (rows["actionable_only"] == 1)).to_numpy()[mask]
+                valid = rows["valid"].to_numpy()[mask]
+                got = valid & (rows["actionable_only"] == 1).to_numpy()[mask]
                 per_class[str(c)] = {
                     **m, **robustness(part, train.X, schema, classifier, retrained, seed=seed),
                     "actionable_feasible": float(feas.mean()) if len(feas) else float("nan"),
                     "actionable_when_feasible": float(got[feas].mean()) if feas.any() else float("nan"),
+                    "from_llm": from_llm(result, mask, valid),
                     "ci95": bootstrap_intervals(part, train.X, schema, classifier, n_boot, seed)}
             summary["methods"][method] = {
                 "summary": result.summary(), "outcomes": outcome_counts(result),

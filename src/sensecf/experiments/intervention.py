@@ -60,7 +60,8 @@ def choose_example(run_dir: Path, methods: list[str], test_X: pd.DataFrame, trai
     """The study's Table II example: among every method's valid CFs (cfs/<method>.csv, re-verified) towards the
     desired class (class 0 when the schema names none), the most actionable one — only actionable features
     changed first, then the lowest actionability-weighted cost, then the fewest changes — as an intervention
-    view with its method, row and narrative; a note when there is none."""
+    view with its method, row, narrative and (for a calibrated LLM row) proposed_by; a note when there is
+    none."""
     from .benchmark import DamagedFile, _read_cf_table
 
     goal = schema.desired_class if schema.desired_class is not None else 0
@@ -85,17 +86,20 @@ def choose_example(run_dir: Path, methods: list[str], test_X: pd.DataFrame, trai
         actionable = np.array([schema[c].actionable for c in schema.feature_names])
         only = ~(changed & ~actionable).any(axis=1)
         cost = scale.cost(facts, verdicts.cfs)
+        proposed_by = table["proposed_by"].fillna("").to_numpy() if "proposed_by" in table else [""] * len(table)
         for k in np.flatnonzero(verdicts.valid):
             key = (not only[k], float(cost[k]), int(changed[k].sum()))
             if best is None or key < best[0]:
-                best = (key, method, facts.index[k], facts.iloc[k], verdicts.cfs.iloc[k])
+                best = (key, method, facts.index[k], facts.iloc[k], verdicts.cfs.iloc[k], proposed_by[k])
     if best is None:
         return {"note": f"no valid counterfactual towards {schema.label_names.get(goal, goal)!r} in the benchmark",
                 "benchmark_methods": list(methods)}
-    (not_only, cost, _), method, row_id, factual, cf = best
+    (not_only, cost, _), method, row_id, factual, cf, proposed_by = best
     view = intervention_view(factual, cf, classifier, schema)
     view.update({"method": method, "row": str(row_id), "actionable_only": not not_only, "cost": cost,
                  "narrative": narrative(view, schema)})
+    if proposed_by:  # a calibrated LLM row: whether the LLM or the fallback search proposed the direction
+        view["proposed_by"] = str(proposed_by)
     return view
 
 

@@ -5,7 +5,13 @@ black-box search (cf/search.py) turns each into the smallest valid CF along that
 the flip does not need, and keeps, per factual, the CF that changes only actionable features first, then the one
 of lowest actionability-weighted cost. A proposal's actionable-only restriction is tried beside it. When no
 proposal of a factual flips, the proposals are combined (their union), and then the LLM is asked again
-(`widen_rounds` more sampled rounds) before the row fails with its reason.
+(`widen_rounds` more sampled rounds). Every CF found is searched again along the cheapest split of its change
+over the features the LLM's answers for that factual proposed, by the classifier's local slope
+(`reweight_rounds`): the LLM chooses the features, the classifier how much of each. Where no proposal gives an
+actionable-only CF, the fallback (`fallback`, on by default) also searches the actionable features moved to their
+edges and the nearest target-class training rows (projected onto the constraints); its CFs say
+`proposed_by = fallback` (else `llm`), so a table can tell what the LLM found from what the search found for it.
+A row fails, with its reason, only when nothing tried flips.
 
 The plain LLM row keeps the paper's single-pass meaning; this row shows what calibration adds. Per CF it records
 the raw proposal it came from, the number of LLM answers and classifier evaluations it took, and how the LLM
@@ -21,12 +27,13 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from ..cf.search import Direction, DirectionSearch, best_per_row, union_direction
+from ..cf.search import Direction, DirectionSearch, Found, best_per_row, union_direction
 from .base import CFMethod, GeneratorContext, Proposal, register
 from .llm.generator import MODES, LLMGenerator, llm_from_options
 from .options import LLMOptions, option
 
 SUFFIX = "+calibrated"
+FALLBACK = "fallback: "
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,21 @@ class CalibrationOptions(LLMOptions):
     margin: float = option(0.0, "calibration: the CF must reach p(target) >= 0.5 + margin")
     widen_rounds: int = option(1, "calibration: extra sampled LLM rounds for factuals no proposal could flip")
     widen_temperature: float = option(1.0, "calibration: sampling temperature of the extra rounds")
+    reweight_rounds: int = option(2, "calibration: rounds that re-split a multi-feature CF's change over the same "
+                                     "features by the classifier's local slope (cheapest weighted step)")
+    fallback: bool = option(True, "calibration: where no LLM proposal gives an actionable-only CF, also search "
+                                  "the actionable features' edges and the nearest target-class training rows "
+                                  "(such CFs say proposed_by = fallback)")
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 <= self.margin < 0.5 or self.widen_rounds < 0 or self.widen_temperature <= 0:
+        if (not 0 <= self.margin < 0.5 or self.widen_rounds < 0 or self.widen_temperature <= 0
+                or self.reweight_rounds < 0):
             from ..errors import ConfigError
 
-            raise ConfigError(f"calibration needs 0 <= margin < 0.5, widen_rounds >= 0 and widen_temperature > 0 "
-                              f"(got {self.margin}, {self.widen_rounds}, {self.widen_temperature})")
+            raise ConfigError(f"calibration needs 0 <= margin < 0.5, widen_rounds >= 0, widen_temperature > 0 and "
+                              f"reweight_rounds >= 0 (got {self.margin}, {self.widen_rounds}, "
+                              f"{self.widen_temperature}, {self.reweight_rounds})")
 
 
 def describe_change(factual: pd.Series, cf: pd.Series, schema) -> str:
@@ -92,27 +106,18 @@ class CalibratedGenerator(CFMethod):
 
     def propose(self, factuals: pd.DataFrame, current: np.ndarray, targets: np.ndarray) -> Proposal:
         n = len(factuals)
+        targets = np.asarray(targets, dtype=int)
         first = self.inner.propose(factuals, current, targets)
         rows = list(self.inner.last_rows)
         llm_seconds = first.seconds.copy()
         llm_calls = np.array([r.rounds * self.inner.candidates for r in rows])
         t1 = time.perf_counter()
-        found = self.search.run(factuals, targets, self._directions(factuals, rows, range(n)))
-        best = best_per_row(found, n)
-        calls = np.bincount([f.row for f in found], weights=[f.calls for f in found], minlength=n).astype(int)
+        found = self._search(factuals, targets, self._directions(factuals, rows, range(n)))
         # widen: the union of a factual's proposals, then more sampled LLM rounds
-        missing = [i for i in range(n) if best[i] is None]
-        union = [u for i in missing
-                 if (u := union_direction([d for d in self._directions(factuals, [rows[i]], [i])])) is not None]
-        if union:
-            more = self.search.run(factuals, targets, union)
-            for f in more:
-                calls[f.row] += f.calls
-            for i, f in enumerate(best_per_row(more, n)):
-                best[i] = best[i] or f
+        found += self._search(factuals, targets, self._unions(factuals, rows, self._missing(found, n)))
         search_seconds = time.perf_counter() - t1
         for round_ in range(self.options.widen_rounds):
-            missing = [i for i in range(n) if best[i] is None]
+            missing = self._missing(found, n)
             if not missing:
                 break
             t2 = time.perf_counter()
@@ -123,31 +128,72 @@ class CalibratedGenerator(CFMethod):
                 rows[pos].proposals.extend(r.proposals)
             t3 = time.perf_counter()
             dirs = self._directions(factuals, [rows[i] for i in missing], missing)
-            dirs += [u for i in missing if (u := union_direction(self._directions(factuals, [rows[i]], [i])))]
-            more = self.search.run(factuals, targets, dirs)
-            for f in more:
-                calls[f.row] += f.calls
-            for i, f in enumerate(best_per_row(more, n)):
-                best[i] = best[i] or f
+            found += self._search(factuals, targets, dirs + self._unions(factuals, rows, missing))
             search_seconds += time.perf_counter() - t3
+        t4 = time.perf_counter()
+        if self.options.fallback:
+            best = best_per_row(found, n)
+            needed = [i for i in range(n) if best[i] is None or not best[i].actionable_only]
+            found += self._search(factuals, targets, self._fallback_directions(factuals, targets, needed))
+        search_seconds += time.perf_counter() - t4
+        best = best_per_row(found, n)
+        calls = np.bincount([f.row for f in found], weights=[f.calls for f in found], minlength=n).astype(int)
         cfs = pd.DataFrame(np.nan, index=factuals.index, columns=self.schema.feature_names, dtype=object)
         reason = [""] * n
         for i, f in enumerate(best):
             if f is not None:
                 cfs.iloc[i] = f.cf[self.schema.feature_names].to_numpy(dtype=object)
-            elif not rows[i].proposals:
+            elif not rows[i].proposals and not self.options.fallback:
                 reason[i] = f"no usable LLM proposal ({rows[i].reason or 'no answer'})"
             else:
-                reason[i] = (f"no proposed direction reaches the target within the feasible range "
-                             f"({len(rows[i].proposals)} proposal(s) tried)")
+                tried = f"{len(rows[i].proposals)} proposal(s)" + (" and the fallback" if self.options.fallback else "")
+                reason[i] = f"no direction tried reaches the target within the feasible range ({tried} tried)"
         extra = pd.DataFrame({
             "proposal": [describe_change(factuals.iloc[i], r.proposals[0], self.schema) if r.proposals else ""
                          for i, r in enumerate(rows)],
             "calibrated_from": [f.source if f is not None else "" for f in best],
+            "proposed_by": [("" if f is None else "fallback" if f.source.startswith(FALLBACK) else "llm")
+                            for f in best],
             "llm_calls": llm_calls, "classifier_calls": calls}, index=factuals.index)
         seconds = llm_seconds + search_seconds / max(n, 1)
-        searched = np.array([bool(r.proposals) for r in rows])  # without a proposal there was nothing to search
+        # without a proposal (and without the fallback) there was nothing to search
+        searched = np.array([bool(r.proposals) or self.options.fallback for r in rows])
         return Proposal(cfs, reason, seconds, extra, searched=searched)
+
+    def _search(self, factuals, targets, directions: list[Direction]) -> list[Found]:
+        """The search along `directions`, then `reweight_rounds` rounds along the classifier-weighted
+        directions (DirectionSearch.reweighted) of what flipped, over the features any of these directions
+        proposed for its factual."""
+        found = self.search.run(factuals, targets, directions)
+        proposed: dict[int, np.ndarray] = {}  # per factual: every numeric feature some direction moved
+        for d in directions:
+            proposed[d.row] = proposed.get(d.row, np.zeros(len(d.delta), bool)) | (d.delta != 0)
+        last = found
+        for _ in range(self.options.reweight_rounds):
+            last = self.search.run(factuals, targets, self.search.reweighted(factuals, targets, last, proposed))
+            for f in last:
+                f.calls += 1  # the slope probes: one batched predict_proba call
+            found += last
+        return found
+
+    @staticmethod
+    def _missing(found: list[Found], n: int) -> list[int]:
+        best = best_per_row(found, n)
+        return [i for i in range(n) if best[i] is None]
+
+    def _unions(self, factuals, rows, positions) -> list[Direction]:
+        return [u for i in positions
+                if (u := union_direction(self._directions(factuals, [rows[i]], [i]))) is not None]
+
+    def _fallback_directions(self, factuals, targets, positions: list[int]) -> list[Direction]:
+        """For factuals without an actionable-only CF from the LLM's proposals: the actionable features to their
+        edges (alone and together) and the nearest target-class training rows (and their actionable parts)."""
+        if not positions:
+            return []
+        edges, _ = self.search.actionable_edges(factuals.iloc[positions], targets[positions])
+        dirs = [replace(d, row=positions[d.row]) for d in edges]
+        dirs += self.search.neighbour_directions(factuals, targets, positions)
+        return [replace(d, source=f"{FALLBACK}{d.source}") for d in dirs]
 
     def _sample_again(self, factuals, current, targets, round_: int):
         """A further sampled round of the inner LLM (its own settings, another seed, widen_temperature)."""

@@ -34,7 +34,13 @@ SECTIONS = [
     ("augmentation", "Augmentation under label scarcity (Table IV, Fig 7)"),
     ("intervention", "Intervention example (Table II)"),
 ]
-BENCH_METRICS = ("n", "validity", "distance", "sparsity", "plausibility", "seconds_per_valid_cf")
+BENCH_METRICS = ("n", "validity", "distance", "cost", "sparsity", "plausibility", "actionable_share",
+                 "actionable_when_feasible", "from_llm", "seconds_per_valid_cf")
+
+
+def _by_llm(n) -> str:
+    """' (12 by the LLM)' for a calibrated LLM row's added rows, '' for other rows."""
+    return "" if n is None else f" ({n:.0f} by the LLM)"
 
 
 class _NotRun(Exception):
@@ -291,7 +297,7 @@ def _augmentation_section(run_dir: Path, ctx: dict) -> dict:
         recovered = fmt(rec, 2) + (f" [{lo:.2f}, {hi:.2f}]" if rec is not None and lo is not None else "")
         body.append({"cells": [f"{r['scenario']} ({r['description']})", r["model"], *[pm(k) for k in metrics],
                                pm("macro_f1_change_pct", 1), recovered, fmt(_num(r.get("rows_removed")), 0),
-                               fmt(_num(r.get("cfs_added")), 0)],
+                               fmt(_num(r.get("cfs_added")), 0) + _by_llm(_num(r.get("cfs_added_by_llm")))],
                      "cls": "ref" if r["model"] in ("baseline (full train)", "reduced") else ""})
     cfg = a.get("config", {})
     notes = [f"{sc}: augmented class per seed {fmt(e['augmented_class'])}; removed rows of that class "
@@ -341,8 +347,10 @@ def _intervention_section(run_dir: Path, ctx: dict) -> dict:
                 fmt(c.get("percent"), 1)] for c in v.get("changes", [])]
     before, after = v.get("proba_before", []), v.get("proba_after", [])
     probs = [[f"class {i}", fmt(b), fmt(a)] for i, (b, a) in enumerate(zip(before, after))]
-    return {"paragraphs": [f"Method {v.get('method', '?')}, test row {v.get('row', '?')}: "
-                           f"'{v.get('label_before', '?')}' → '{v.get('label_after', '?')}'."],
+    source = {"llm": " (direction proposed by the LLM, size set by the classifier)",
+              "fallback": " (direction from the calibration's fallback search, not from the LLM)"}
+    return {"paragraphs": [f"Method {v.get('method', '?')}{source.get(v.get('proposed_by'), '')}, test row "
+                           f"{v.get('row', '?')}: '{v.get('label_before', '?')}' → '{v.get('label_after', '?')}'."],
             "tables": [_table(["feature", "factual", "counterfactual", ""], rows, left=4, title="Factual vs CF"),
                        _table(["feature", "from", "to", "unit", "change", "change %"], changes, left=4,
                               title="Changed features"),

@@ -184,6 +184,7 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
     for source in setup.methods + setup.comparators:
         if all((source, r) in job.done for r in setup.ratios):
             continue
+        by_llm = None  # per valid CF of a calibrated LLM source: whether the LLM proposed its direction
         if source in setup.comparators:
             pool = oversample(source, reduced.X, reduced.y, target, n_max, schema, seed)
         else:
@@ -193,6 +194,8 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
                                                   setup.options, setup.chunk)
                 table = cf_table(io.StringIO(out.cf_csv[source]), schema)  # as a resumed run reads the file
             pool = valid_cfs(table, schema)
+            if "proposed_by" in table.columns:
+                by_llm = (table.loc[table["status"] == "valid", "proposed_by"] == "llm").to_numpy()
         for ratio in setup.ratios:
             n_req = math.ceil(ratio * n_base)
             added = pool.iloc[:n_req]
@@ -204,7 +207,8 @@ def run_pair(setup: GridSetup, job: PairJob) -> PairResult:
                                          np.full(len(added), "__augmented__")])
             cell(source, ratio, lambda: evaluate(
                 fit_like(setup.kind, X_aug, y_aug, schema, seed, groups=groups), test.X, test.y),
-                {"n_requested": n_req, "n_added": len(added), "n_generated_for": n_max, "n_available": len(pool)})
+                {"n_requested": n_req, "n_added": len(added), "n_generated_for": n_max, "n_available": len(pool),
+                 **({} if by_llm is None else {"n_added_from_llm": int(by_llm[:n_req].sum())})})
     return out
 
 

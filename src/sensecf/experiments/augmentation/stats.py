@@ -104,6 +104,8 @@ def summarize(records: list[dict], methods, scenarios, seeds, ratios) -> dict:
                                                          [red[s].get(PRIMARY) for s in paired],
                                                          [base[s].get(PRIMARY) for s in paired]),
                     "n_added": _counts(got, "n_added"), "n_requested": _counts(got, "n_requested")}
+                if any("n_added_from_llm" in r for r in got.values()):
+                    per_ratio[ratio_key(ratio)]["n_added_from_llm"] = _counts(got, "n_added_from_llm")
             if per_ratio:
                 entry["methods"][method] = per_ratio
         out["scenarios"][sc] = entry

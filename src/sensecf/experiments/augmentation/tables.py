@@ -63,6 +63,7 @@ def table4_rows(summary: dict, ratio: float | None = None) -> list[dict]:
             row["lost_f1_recovered_lo"], row["lost_f1_recovered_hi"] = recovered.get("lo"), recovered.get("hi")
             row["rows_removed"] = (entry.get("rows_removed") or {}).get("mean")
             row["cfs_added"] = res.get("n_added", {}).get("mean")
+            row["cfs_added_by_llm"] = res.get("n_added_from_llm", {}).get("mean")
             rows.append(row)
     return rows
 
@@ -81,12 +82,14 @@ def table4_markdown(summary: dict) -> str:
         cells = [_pm(r[COLUMN[k]], r[COLUMN[k] + "_ci95"]) for k in METRICS]
         change = _pm(r["macro_f1_change_pct"], r["macro_f1_change_pct_ci95"], 1)
         count = lambda v: "–" if v is None or not np.isfinite(v) else f"{v:.0f}"  # noqa: E731
+        by_llm = lambda v: "" if v is None or not np.isfinite(v) else f" ({v:.0f} by the LLM)"  # noqa: E731
         lines.append(f"| {r['scenario']} ({r['description']}) | {r['model']} | " + " | ".join(cells)
                      + f" | {change} | {format_recovered(r)} | {count(r['rows_removed'])} | "
-                     f"{count(r['cfs_added'])} |")
+                     f"{count(r['cfs_added'])}{by_llm(r['cfs_added_by_llm'])} |")
     lines += ["", "macro-F1 change %: reduced vs baseline for the reduced row, augmented vs reduced otherwise. "
-              f"{RECOVERED_NOTE} F1(pos) = F1 of class 1 as positive. Scenario C augments the reduced split's "
-              "minority class (see augmented_class in augmentation.json)."]
+              f"{RECOVERED_NOTE} F1(pos) = F1 of class 1 as positive. Rows added (by the LLM): for a calibrated "
+              "LLM row, how many of its CFs came from an LLM proposal; the rest came from its fallback search. "
+              "Scenario C augments the reduced split's minority class (see augmented_class in augmentation.json)."]
     return "\n".join(lines) + "\n"
 
 
