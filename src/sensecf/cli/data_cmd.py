@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..data.aireadi import DEFAULT_DAYS, DEFAULT_PARTICIPANTS
 from .app import app
 
 data_app = typer.Typer(help="Sensor data: synthetic AI-READI cohort writer and feature extraction (AI-READI, "
@@ -21,8 +22,8 @@ console = Console()
 
 @data_app.command("synth")
 def synth(out: Path = typer.Option(..., "--out", help="directory to write the raw AI-READI layout into"),
-          participants: int = typer.Option(120, "--participants", help="number of participants"),
-          days: int = typer.Option(10, "--days", help="days of wearable data per participant"),
+          participants: int = typer.Option(DEFAULT_PARTICIPANTS, "--participants", help="number of participants"),
+          days: int = typer.Option(DEFAULT_DAYS, "--days", help="days of wearable data per participant"),
           seed: int = typer.Option(0, "--seed", help="random seed"),
           version: str = typer.Option("v2", "--version", help="file-layout variant: v1, v2 or v3")) -> None:
     """Write a seeded synthetic cohort in the raw AI-READI file layout (SYNTHETIC, not real data)."""

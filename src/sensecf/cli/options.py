@@ -9,6 +9,7 @@ from typing import Callable, Optional, TypeVar
 import typer
 from rich.console import Console
 
+from ..data.aireadi import DEFAULT_DAYS, DEFAULT_PARTICIPANTS
 from ..data.dataset import Dataset
 from ..errors import ConfigError
 
@@ -46,8 +47,9 @@ def ray_address_option():
     return typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP)
 
 
-def dataset_from_options(data: str | None, schema: str | Path | None, seed: int = 0, participants: int = 120,
-                         days: int = 10, demographics: str | Path | None = None,
+def dataset_from_options(data: str | None, schema: str | Path | None, seed: int = 0,
+                         participants: int = DEFAULT_PARTICIPANTS, days: int = DEFAULT_DAYS,
+                         demographics: str | Path | None = None,
                          cache_dir: str | Path | None = None) -> Dataset:
     """Load the dataset named by --data (default "synthetic") with --schema; prints nothing, raises SenseCFError."""
     from ..data.loading import load_dataset

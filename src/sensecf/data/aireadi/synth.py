@@ -20,6 +20,7 @@ from rich.progress import track
 from scipy.signal import lfilter
 
 from ...errors import ConfigError
+from . import DEFAULT_DAYS, DEFAULT_PARTICIPANTS
 from .reader import MODALITIES, _console
 
 
@@ -293,8 +294,8 @@ def recommended_splits(groups: np.ndarray, high_stress_share: np.ndarray, draw: 
     return out.tolist()
 
 
-def write_synthetic_cohort(out_dir: str | Path, n_participants: int = 120, days: int = 10, seed: int = 0,
-                           version: str = "v2", progress: bool = True) -> Path:
+def write_synthetic_cohort(out_dir: str | Path, n_participants: int = DEFAULT_PARTICIPANTS, days: int = DEFAULT_DAYS,
+                           seed: int = 0, version: str = "v2", progress: bool = True) -> Path:
     """Write a seeded synthetic cohort in the raw AI-READI `version` layout under out_dir; returns out_dir.
 
     Edge cases included on purpose: "Low"/"High" glucose, a non-EGV calibration row, stress -1/-2, "" and
