@@ -134,6 +134,26 @@ def test_intervention_view_and_narrative_match_numbers(split):
     assert "*resting_blood_pressure" in format_text(view)
 
 
+def test_table_ii_example_prefers_a_patient_the_model_is_sure_of(split, tmp_path):
+    from sensecf.experiments.intervention import EXAMPLE_MIN_CONFIDENCE, choose_example
+    from sensecf.generators.base import GeneratorContext, build_generator
+
+    train, test, clf = split
+    schema = train.schema
+    goal = schema.desired_class if schema.desired_class is not None else 0
+    p_now = clf.predict_proba(test.X)[:, 1 - goal]
+    unsure = test.X.index[(p_now >= 0.5) & (p_now < EXAMPLE_MIN_CONFIDENCE)][:1]
+    sure = test.X.index[p_now >= 0.8][:1]
+    assert len(unsure) and len(sure)
+    gen = build_generator("nice-sparsity", GeneratorContext(schema, clf, train.X, train.y))
+    result = gen.generate(test.X.loc[unsure.append(sure)], goal)
+    assert (result.status == "valid").all()
+    (tmp_path / "cfs").mkdir()
+    bench.result_to_csv(result, tmp_path / "cfs" / "nice-sparsity.csv")
+    view = choose_example(tmp_path, ["nice-sparsity"], test.X, train.X, clf, schema)
+    assert view["row"] == str(sure[0]) and view["proba_before"][1 - goal] >= 0.8
+
+
 def test_parse_options():
     assert parse_options(["cfnow_time_limit=2", "backend=openai:gpt-4o", "repair=true"]) == \
         {"cfnow_time_limit": 2, "backend": "openai:gpt-4o", "repair": True}

@@ -18,6 +18,8 @@ from ..cf import FeatureScale, Verifier
 from ..cf.constraints import changed_mask, changed_features
 from ..schema import Schema
 
+EXAMPLE_MIN_CONFIDENCE = 0.6  # Table II prefers a factual whose predicted class has at least this probability
+
 
 def intervention_view(factual: pd.Series, cf_row: pd.Series, classifier, schema: Schema) -> dict:
     """The factual, the CF, each changed feature (direction, absolute change in the feature's unit — percentage
@@ -58,10 +60,11 @@ def intervention_view(factual: pd.Series, cf_row: pd.Series, classifier, schema:
 def choose_example(run_dir: Path, methods: list[str], test_X: pd.DataFrame, train_X: pd.DataFrame, classifier,
                    schema: Schema) -> dict:
     """The study's Table II example: among every method's valid CFs (cfs/<method>.csv, re-verified) towards the
-    desired class (class 0 when the schema names none), the most actionable one — only actionable features
-    changed first, then the lowest actionability-weighted cost, then the fewest changes — as an intervention
-    view with its method, row, narrative and (for a calibrated LLM row) proposed_by; a note when there is
-    none."""
+    desired class (class 0 when the schema names none), one whose factual the model is sure of (p of its class
+    >= EXAMPLE_MIN_CONFIDENCE: a patient at the boundary makes a tie-break, not an intervention) first, then the
+    most actionable one — only actionable features changed first, then the lowest actionability-weighted cost,
+    then the fewest changes — as an intervention view with its method, row, narrative and (for a calibrated LLM
+    row) proposed_by; a note when there is none."""
     from .benchmark import DamagedFile, _read_cf_table
 
     goal = schema.desired_class if schema.desired_class is not None else 0
@@ -86,15 +89,16 @@ def choose_example(run_dir: Path, methods: list[str], test_X: pd.DataFrame, trai
         actionable = np.array([schema[c].actionable for c in schema.feature_names])
         only = ~(changed & ~actionable).any(axis=1)
         cost = scale.cost(facts, verdicts.cfs)
+        unsure = classifier.predict_proba(facts)[:, 1 - goal] < EXAMPLE_MIN_CONFIDENCE
         proposed_by = table["proposed_by"].fillna("").to_numpy() if "proposed_by" in table else [""] * len(table)
         for k in np.flatnonzero(verdicts.valid):
-            key = (not only[k], float(cost[k]), int(changed[k].sum()))
+            key = (bool(unsure[k]), not only[k], float(cost[k]), int(changed[k].sum()))
             if best is None or key < best[0]:
                 best = (key, method, facts.index[k], facts.iloc[k], verdicts.cfs.iloc[k], proposed_by[k])
     if best is None:
         return {"note": f"no valid counterfactual towards {schema.label_names.get(goal, goal)!r} in the benchmark",
                 "benchmark_methods": list(methods)}
-    (not_only, cost, _), method, row_id, factual, cf, proposed_by = best
+    (_, not_only, cost, _), method, row_id, factual, cf, proposed_by = best
     view = intervention_view(factual, cf, classifier, schema)
     view.update({"method": method, "row": str(row_id), "actionable_only": not not_only, "cost": cost,
                  "narrative": narrative(view, schema)})
