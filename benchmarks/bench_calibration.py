@@ -33,6 +33,7 @@ BASELINES = ["nice-sparsity", "cfnow-greedy", "dice-random"]
 ACTIONABLE = [f"{m}@actionable" for m in BASELINES]
 LLM = ["llm-fine-tuned", "llm-fine-tuned+calibrated"]
 CALIBRATED = "llm-fine-tuned+calibrated"
+PAIRED = ("cost", "distance")
 
 
 def per_class(summary: dict, method: str, key: str) -> list[float]:
@@ -49,10 +50,10 @@ def parse_failure_rate(summary: dict, method: str, candidates: int) -> float:
     return failures / max(rounds * candidates, 1)
 
 
-def paired_costs(out_dir: Path, train, test, clf, n: int, methods: list[str]) -> dict[str, dict]:
-    """Per baseline and class: the mean cost of the calibrated row and of the baseline over the factuals that
-    both made valid (a like-for-like comparison: each method's own `cost` averages over the factuals it solved,
-    and the @actionable baselines solve only the easy ones)."""
+def paired(out_dir: Path, train, test, clf, n: int, methods: list[str]) -> dict[str, dict]:
+    """Per baseline and class: the mean cost and distance of the calibrated row and of the baseline over the
+    factuals that both made valid (like for like: each method's own means average over the factuals it solved, and
+    the @actionable baselines solve only the easy ones)."""
     schema = train.schema
     factuals, targets_ = sample_factuals(test, clf, n, 0)  # the benchmark's sample (run_benchmark, seed 0)
     rows = {m: cf_rows(result_from_csv(out_dir / "cfs" / f"{m}.csv", m, factuals, schema), train.X, schema, clf)
@@ -63,8 +64,9 @@ def paired_costs(out_dir: Path, train, test, clf, n: int, methods: list[str]) ->
         for c in (0, 1):
             both = (((1 - targets_.to_numpy()) == c) & rows[m]["valid"].to_numpy()
                     & rows[CALIBRATED]["valid"].to_numpy())
-            mean = lambda name: float(rows[name]["cost"].to_numpy()[both].mean()) if both.any() else None  # noqa: E731
-            per[str(c)] = {"n": int(both.sum()), "calibrated": mean(CALIBRATED), m: mean(m)}
+            mean = lambda name, k: float(rows[name][k].to_numpy()[both].mean()) if both.any() else None  # noqa: E731
+            per[str(c)] = {"n": int(both.sum()), **{f"{k}_calibrated": mean(CALIBRATED, k) for k in PAIRED},
+                           **{f"{k}_baseline": mean(m, k) for k in PAIRED}}
         out[m] = per
     return out
 
@@ -144,7 +146,7 @@ def run_dataset(name: str, n: int, distill_rounds: int) -> dict:
                                     "constraint_violations", "seconds_per_valid_cf")}
                                for m in s["methods"]}
                       for s_name, s in (("plain", plain), ("distilled", distilled)) if s},
-            "paired_cost": paired_costs(root / "plain", train, test, clf, n, BASELINES + ACTIONABLE),
+            "paired": paired(root / "plain", train, test, clf, n, BASELINES + ACTIONABLE),
             "targets": targets(plain, distilled)}
 
 
@@ -182,11 +184,13 @@ def main() -> None:
                       "|---" * (len(keys) + 1) + "|"]
             lines += [f"| {m} | " + " | ".join(fmt(v) for v in row.values()) + " |" for m, row in table.items()]
             lines.append("")
-        if r.get("paired_cost"):
-            lines += ["### cost on the factuals both methods solved (calibrated / baseline, n), class 0; class 1",
-                      "", "| baseline | class 0 | class 1 |", "|---|---|---|"]
-            for b, per in r["paired_cost"].items():
-                cells = [f"{fmt(v['calibrated'])} / {fmt(v[b])} (n = {v['n']})" for v in per.values()]
+        if r.get("paired"):
+            lines += ["### on the factuals both methods solved: calibrated / baseline (n), class 0; class 1", "",
+                      "| baseline | cost, class 0 | cost, class 1 | distance, class 0 | distance, class 1 |",
+                      "|---|---|---|---|---|"]
+            for b, per in r["paired"].items():
+                cells = [f"{fmt(v[k + '_calibrated'])} / {fmt(v[k + '_baseline'])} (n = {v['n']})"
+                         for k in PAIRED for v in per.values()]
                 lines.append(f"| {b} | " + " | ".join(cells) + " |")
             lines.append("")
         lines += ["### targets", "", "| target | measured | met |", "|---|---|---|"]
