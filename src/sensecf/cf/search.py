@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import Schema
+from .blocking import NEAREST, constraints_for, project
 from .constraints import changed_mask
 from .distance import FeatureScale
 
@@ -61,7 +62,7 @@ class DirectionSearch:
     def __init__(self, schema: Schema, classifier, X_train: pd.DataFrame, margin: float = 0.0,
                  steps: int = BISECTION_STEPS):
         self.schema, self.clf, self.margin, self.steps = schema, classifier, float(margin), steps
-        self.X_train, self._train_pred = X_train, None
+        self.X_train, self._pools = X_train, None
         self.scale = FeatureScale(schema, X_train)
         self.num = schema.continuous
         lo = np.array([self.scale.ranges[c][0] for c in self.num], dtype=float)
@@ -73,6 +74,7 @@ class DirectionSearch:
         self.lo, self.hi = lo, hi
         self.weight = np.array([schema[c].weight for c in self.num], dtype=float)
         self.mutable = np.array([not schema[c].immutable for c in self.num], dtype=bool)
+        self.actionable = np.array([schema[c].actionable for c in self.num], dtype=bool)
 
     # ---- directions ----------------------------------------------------------------------------------
     def direction_from(self, row: int, factual: pd.Series, proposal: pd.Series, source: str = "") -> Direction:
@@ -98,6 +100,13 @@ class DirectionSearch:
         return Direction(d.row, np.where(keep, d.delta, 0.0), {c: v for c, v in d.cats.items() if c in features},
                          d.source)
 
+    def with_actionable_part(self, d: Direction, label: str = "actionable features only") -> list[Direction]:
+        """`d`, and its actionable-only restriction when that is a different, non-empty direction."""
+        act = self.restrict(d, self.schema.actionable)
+        if self.is_empty(act) or (np.array_equal(act.delta, d.delta) and act.cats == d.cats):
+            return [d]
+        return [d, replace(act, source=f"{d.source}, {label}")]
+
     @staticmethod
     def is_empty(d: Direction) -> bool:
         return not np.any(d.delta) and not d.cats
@@ -109,7 +118,7 @@ class DirectionSearch:
         whether any of these points reaches the target (two predict_proba calls in all)."""
         targets = np.asarray(targets, dtype=int)
         n = len(factuals)
-        act = [j for j, c in enumerate(self.num) if self.schema[c].actionable]
+        act = np.flatnonzero(self.actionable)
         base = factuals[self.num].to_numpy(dtype=float)
         moves = []  # (row, feature index, new value)
         for i in range(n):
@@ -144,14 +153,13 @@ class DirectionSearch:
         factual's constraints (cf/blocking.py): of its NEAREST nearest such rows, the `k` nearest whose projection
         keeps the target (else the `k` nearest projections); and each direction's actionable-only part. One
         predict_proba call for all factuals."""
-        from .blocking import NEAREST, constraints_for, project
-
-        if self._train_pred is None:
-            self._train_pred = np.asarray(self.clf.predict(self.X_train))
+        if self._pools is None:  # the training rows by predicted class, once per search
+            pred = np.asarray(self.clf.predict(self.X_train))
+            self._pools = {c: self.X_train[pred == c] for c in (0, 1)}
         targets = np.asarray(targets, dtype=int)
         plans = []
         for pos in positions:
-            pool = self.X_train[self._train_pred == targets[pos]]
+            pool = self._pools[int(targets[pos])]
             x = factuals.iloc[pos]
             near = pool.iloc[np.argsort(self.scale.pairwise(factuals.iloc[[pos]], pool)[0], kind="stable")[:NEAREST]]
             plans.append((pos, x, project(near, x, constraints_for(self.schema, int(targets[pos])))))
@@ -167,12 +175,8 @@ class DirectionSearch:
                 d = Direction(pos, r[self.num].to_numpy(dtype=float) - x[self.num].to_numpy(dtype=float),
                               {c: str(r[c]) for c in self.schema.categorical if str(r[c]) != str(x[c])},
                               f"target-class training row {rank}")
-                if self.is_empty(d):
-                    continue
-                out.append(d)
-                act = self.restrict(d, self.schema.actionable)
-                if not self.is_empty(act) and not (np.array_equal(act.delta, d.delta) and act.cats == d.cats):
-                    out.append(replace(act, source=d.source + ", actionable features only"))
+                if not self.is_empty(d):
+                    out += self.with_actionable_part(d)
         return out
 
     def reweighted(self, factuals: pd.DataFrame, targets, found: list[Found],
@@ -191,10 +195,9 @@ class DirectionSearch:
         base = factuals.iloc[[f.row for f in done]][self.num].to_numpy(dtype=float)
         point = np.vstack([f.cf[self.num].to_numpy(dtype=float) for f in done])
         moved = point != base
-        actionable = np.array([self.schema[c].actionable for c in self.num], dtype=bool)
         joins = np.zeros_like(moved)
         for i, f in enumerate(done):  # an actionable-only CF stays one
-            joins[i] = (also or {}).get(f.row, joins[i]) & (actionable if f.actionable_only else True)
+            joins[i] = (also or {}).get(f.row, joins[i]) & (self.actionable if f.actionable_only else True)
         free = (moved | joins) & self.mutable
         keep = free.sum(axis=1) >= 2
         if not keep.any():

@@ -97,11 +97,7 @@ class CalibratedGenerator(CFMethod):
                 if key in seen or self.search.is_empty(d):
                     continue
                 seen.add(key)
-                out.append(d)
-                actionable = self.search.restrict(d, self.schema.actionable)
-                if not self.search.is_empty(actionable) and not (np.array_equal(actionable.delta, d.delta)
-                                                                 and actionable.cats == d.cats):
-                    out.append(replace(actionable, source=f"proposal {k + 1}, actionable features only"))
+                out += self.search.with_actionable_part(d)
         return out
 
     def propose(self, factuals: pd.DataFrame, current: np.ndarray, targets: np.ndarray) -> Proposal:
